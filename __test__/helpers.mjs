@@ -1,0 +1,74 @@
+// Shared by the uvu tests: real files in real directories, hashes, fd counts.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, openSync, writeSync, closeSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+
+/** A fresh scratch directory; call the returned cleanup when done. */
+export function scratch(base = tmpdir()) {
+  const dir = mkdtempSync(join(base, 'zerocopy-test-'));
+  return { dir, path: (name) => join(dir, name), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `size` bytes (a random 1 MiB block repeated, with the offset stamped in each block) to `path`. */
+export function makeFile(path, size) {
+  const block = randomBytes(Math.min(size, 1 << 20) || 1);
+  const fd = openSync(path, 'w');
+  try {
+    for (let at = 0; at < size; at += block.length) {
+      const chunk = block.subarray(0, Math.min(block.length, size - at));
+      if (chunk.length >= 8) chunk.writeDoubleLE(at, 0);
+      writeSync(fd, chunk, 0, chunk.length, at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+export function sha256(path) {
+  return createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+export function sha256Range(path, start, end) {
+  return createHash('sha256').update(readFileSync(path).subarray(start, end)).digest('hex');
+}
+
+/** Open fds of this process. */
+export function openFds() {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Runs `fn` and returns what it threw (or rejected with); fails if it did not. */
+export async function rejection(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+export function thrown(fn) {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a throw');
+}
+
+export const MiB = 1 << 20;
+
+/** Whether a loop-mounted XFS image can be made here (root, mkfs.xfs, loop devices). */
+export function canMountXfs() {
+  if (process.getuid?.() !== 0) return 'not running as root';
+  try {
+    execFileSync('mkfs.xfs', ['-V'], { stdio: 'ignore' });
+  } catch {
+    return 'mkfs.xfs is not installed (apt-get install xfsprogs)';
+  }
+  if (!existsSync('/dev/loop-control')) return 'no loop device support';
+  return true;
+}

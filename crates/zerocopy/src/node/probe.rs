@@ -1,0 +1,98 @@
+//! `capabilities` / `capabilitiesSync`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi_derive::napi;
+
+use super::error::to_napi;
+use super::task::Blocking;
+use crate::sys::probe::{self, AlignmentSource};
+
+/// O_DIRECT alignment for one filesystem.
+#[napi(object)]
+pub struct NativeDirectIoAlignment {
+    pub memory: u32,
+    pub offset: u32,
+    /// "statx" | "blockdev" | "default"
+    pub source: String,
+}
+
+/// What one filesystem supports.
+#[napi(object)]
+pub struct NativeFsCapabilities {
+    pub fs_type: String,
+    pub block_size: f64,
+    pub reflink: Option<bool>,
+    pub copy_file_range: Option<bool>,
+    pub direct_io: Option<bool>,
+    pub direct_io_alignment: Option<NativeDirectIoAlignment>,
+}
+
+/// What the kernel supports, plus the filesystem of the given path.
+#[napi(object)]
+pub struct NativeCapabilities {
+    pub kernel: String,
+    pub page_size: u32,
+    pub copy_file_range: bool,
+    pub sendfile: bool,
+    pub splice: bool,
+    pub tee: bool,
+    pub vmsplice: bool,
+    pub pipe_max_size: Option<u32>,
+    pub filesystem: Option<NativeFsCapabilities>,
+}
+
+fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
+    let k = probe::kernel();
+    let filesystem =
+        path.map(|p| probe::filesystem(&p))
+            .transpose()?
+            .map(|fs| NativeFsCapabilities {
+                fs_type: fs.fs_type,
+                block_size: fs.block_size as f64,
+                reflink: fs.reflink,
+                copy_file_range: fs.copy_file_range,
+                direct_io: fs.direct_io,
+                direct_io_alignment: fs.direct_io_alignment.map(|a| NativeDirectIoAlignment {
+                    memory: a.memory,
+                    offset: a.offset,
+                    source: match a.source {
+                        AlignmentSource::Statx => "statx",
+                        AlignmentSource::BlockDevice => "blockdev",
+                        AlignmentSource::Default => "default",
+                    }
+                    .to_owned(),
+                }),
+            });
+    Ok(NativeCapabilities {
+        kernel: k.kernel.clone(),
+        page_size: u32::try_from(k.page_size).unwrap_or(u32::MAX),
+        copy_file_range: k.copy_file_range,
+        sendfile: k.sendfile,
+        splice: k.splice,
+        tee: k.tee,
+        vmsplice: k.vmsplice,
+        pipe_max_size: k.pipe_max_size.and_then(|v| u32::try_from(v).ok()),
+        filesystem,
+    })
+}
+
+fn to_path(path: Option<Buffer>) -> Option<PathBuf> {
+    path.map(|p| PathBuf::from(OsStr::from_bytes(&p)))
+}
+
+/// Probes (once, then cached) the kernel and, given a path, its filesystem.
+#[napi(ts_return_type = "Promise<NativeCapabilities>")]
+pub fn capabilities(path: Option<Buffer>) -> AsyncTask<Blocking<NativeCapabilities>> {
+    let path = to_path(path);
+    AsyncTask::new(Blocking::new(move || gather(path)))
+}
+
+/// The synchronous twin of `capabilities`.
+#[napi(js_name = "capabilitiesSync")]
+pub fn capabilities_sync(path: Option<Buffer>) -> napi::Result<NativeCapabilities> {
+    gather(to_path(path)).map_err(to_napi)
+}

@@ -1,0 +1,43 @@
+//! Running blocking work on the libuv thread pool.
+
+use napi::bindgen_prelude::{ToNapiValue, TypeName};
+use napi::{Env, Task};
+
+/// A closure run on a libuv pool thread by `AsyncTask`, its value handed back to JavaScript.
+pub struct Blocking<T> {
+    work: Option<Box<dyn FnOnce() -> crate::Result<T> + Send>>,
+}
+
+impl<T> Blocking<T> {
+    pub(crate) fn new(work: impl FnOnce() -> crate::Result<T> + Send + 'static) -> Self {
+        Blocking {
+            work: Some(Box::new(work)),
+        }
+    }
+}
+
+impl<T: ToNapiValue + TypeName + Send + 'static> Task for Blocking<T> {
+    type Output = T;
+    type JsValue = T;
+
+    fn compute(&mut self) -> napi::Result<T> {
+        match self.work.take() {
+            Some(work) => work().map_err(super::error::to_napi),
+            None => Err(super::error::invalid("task")),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, output: T) -> napi::Result<T> {
+        Ok(output)
+    }
+}
+
+/// A JS number (validated as a safe integer ≥ 0 by the TS layer) as a byte count or offset.
+pub(crate) fn to_u64(value: i64, what: &'static str) -> napi::Result<u64> {
+    u64::try_from(value).map_err(|_| super::error::invalid(what))
+}
+
+/// A byte count as a JS number: exact below 2^53, which every real file is.
+pub(crate) fn to_js_number(value: u64) -> f64 {
+    value as f64
+}

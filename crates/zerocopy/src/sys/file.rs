@@ -1,0 +1,116 @@
+//! Plain file descriptor plumbing: open, dup, stat, seek and the read/write fallback.
+//!
+//! Every function retries on EINTR and reports failures as [`Error`](crate::Error) naming the syscall.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::{self, FcntlArg, OFlag};
+use nix::sys::stat::{self, FileStat, Mode, SFlag};
+use nix::unistd::{self, Whence};
+
+use crate::error::{retry_eintr, Result, SyscallExt};
+
+/// Lowest fd number [`dup_cloexec`] hands out; 0–2 stay reserved for stdio.
+const MIN_DUP_FD: i32 = 3;
+
+/// `open(2)` with `O_CLOEXEC` always added. Errors carry `path`.
+pub fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd> {
+    retry_eintr(|| fcntl::open(path, flags | OFlag::O_CLOEXEC, mode))
+        .syscall("open")
+        .map_err(|e| e.with_path(path))
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, 3)`: a private duplicate of `fd`.
+///
+/// Long operations run on a duplicate so that JavaScript closing its fd mid-operation cannot make
+/// the kernel reuse that number for another file and have our bytes land there.
+#[doc(alias = "F_DUPFD_CLOEXEC")]
+pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    let raw = fcntl::fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(MIN_DUP_FD)).syscall("dup")?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
+}
+
+/// Duplicates a raw fd number received from JavaScript. Negative or closed numbers give EBADF.
+pub fn dup_raw(fd: i32) -> Result<OwnedFd> {
+    if fd < 0 {
+        return Err(crate::Error::new(nix::errno::Errno::EBADF, "dup"));
+    }
+    // SAFETY: the borrow lasts only for the fcntl call; if `fd` is not open the kernel answers EBADF
+    // and nothing is dereferenced.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    dup_cloexec(borrowed)
+}
+
+/// `fstat(2)`.
+pub fn fstat(fd: impl AsFd) -> Result<FileStat> {
+    stat::fstat(fd.as_fd()).syscall("fstat")
+}
+
+/// The file type bits of a stat result.
+pub fn file_type(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+/// `fcntl(fd, F_GETFL)`: the open flags (access mode, `O_APPEND`, `O_DIRECT`, ...).
+pub fn status_flags(fd: impl AsFd) -> Result<OFlag> {
+    let bits = fcntl::fcntl(fd.as_fd(), FcntlArg::F_GETFL).syscall("fcntl")?;
+    Ok(OFlag::from_bits_truncate(bits))
+}
+
+/// `lseek(2)`. Returns the new offset.
+pub fn lseek(fd: impl AsFd, offset: i64, whence: Whence) -> Result<i64> {
+    unistd::lseek(fd.as_fd(), offset, whence).syscall("lseek")
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(fd: impl AsFd, len: i64) -> Result<()> {
+    retry_eintr(|| unistd::ftruncate(fd.as_fd(), len)).syscall("ftruncate")
+}
+
+/// `fchmod(2)`.
+pub fn fchmod(fd: impl AsFd, mode: u32) -> Result<()> {
+    stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).syscall("fchmod")
+}
+
+/// `pread(2)`, or `read(2)` when `offset` is `None` (streams, or reading at the file position).
+pub fn read_at(fd: impl AsFd, buf: &mut [u8], offset: Option<i64>) -> Result<usize> {
+    let fd = fd.as_fd();
+    match offset {
+        Some(off) => retry_eintr(|| nix::sys::uio::pread(fd, buf, off)).syscall("read"),
+        None => retry_eintr(|| unistd::read(fd, buf)).syscall("read"),
+    }
+}
+
+/// `pwrite(2)`, or `write(2)` when `offset` is `None`.
+///
+/// Returns what one call wrote, which may be short; see [`write_all_at`].
+pub fn write_at(fd: impl AsFd, buf: &[u8], offset: Option<i64>) -> Result<usize> {
+    let fd = fd.as_fd();
+    match offset {
+        Some(off) => retry_eintr(|| nix::sys::uio::pwrite(fd, buf, off)).syscall("write"),
+        None => retry_eintr(|| unistd::write(fd, buf)).syscall("write"),
+    }
+}
+
+/// Writes all of `buf`, continuing after short writes. On failure returns the error together
+/// with how many bytes did reach the file, so callers can report partial progress exactly.
+pub fn write_all_at(
+    fd: impl AsFd,
+    buf: &[u8],
+    offset: Option<i64>,
+) -> std::result::Result<(), (crate::Error, usize)> {
+    let fd = fd.as_fd();
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset.map(|o| o + done as i64);
+        match write_at(fd, &buf[done..], at) {
+            // A regular file never accepts zero bytes of a non-empty write; treat it like a full disk.
+            Ok(0) => return Err((crate::Error::new(nix::errno::Errno::ENOSPC, "write"), done)),
+            Ok(n) => done += n,
+            Err(e) => return Err((e, done)),
+        }
+    }
+    Ok(())
+}

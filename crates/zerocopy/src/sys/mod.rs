@@ -1,0 +1,10 @@
+//! Safe wrappers over the system calls, one family per module.
+//!
+//! Each wrapper does one call (retrying on `EINTR`), takes `impl AsFd` so it cannot outlive the
+//! descriptors it uses, and reports failure as [`crate::Error`] naming the syscall.
+
+pub mod copy_range;
+pub mod file;
+pub mod probe;
+pub mod reflink;
+pub mod sendfile;

@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests: real files in real directories.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub use tempfile::TempDir;
+
+/// A scratch directory on the main (disk) filesystem.
+pub fn disk_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("zerocopy-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// A scratch directory on tmpfs, a different filesystem from [`disk_dir`] when /dev/shm exists.
+pub fn tmpfs_dir() -> Option<TempDir> {
+    let shm = Path::new("/dev/shm");
+    shm.is_dir().then(|| {
+        tempfile::Builder::new()
+            .prefix("zerocopy-test-")
+            .tempdir_in(shm)
+            .unwrap()
+    })
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes `len` pattern bytes to `dir/name`, returning the path and the bytes.
+pub fn make_file(dir: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let path = dir.join(name);
+    let data = pattern(len, seed);
+    fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap()
+}
+
+pub fn open_read(path: &Path) -> File {
+    File::open(path).unwrap()
+}
+
+pub fn open_write(path: &Path) -> File {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+}
+
+pub fn open_append(path: &Path) -> File {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap()
+}
+
+pub fn open_rw(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .unwrap()
+}
+
+pub fn position(file: &mut File) -> u64 {
+    file.stream_position().unwrap()
+}
+
+pub fn seek(file: &mut File, to: u64) {
+    file.seek(SeekFrom::Start(to)).unwrap();
+}
+
+/// A sparse file of `size` bytes holding `marker` at each of `at`.
+pub fn sparse_file(path: &Path, size: u64, marks: &[(u64, &[u8])]) {
+    let mut f = File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    for (at, bytes) in marks {
+        f.seek(SeekFrom::Start(*at)).unwrap();
+        f.write_all(bytes).unwrap();
+    }
+}
+
+/// `len` bytes of `path` at `at`.
+pub fn read_at(path: &Path, at: u64, len: usize) -> Vec<u8> {
+    let mut f = File::open(path).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    let mut buf = vec![0; len];
+    f.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// The number of open fds of this process.
+pub fn open_fds() -> usize {
+    fs::read_dir("/proc/self/fd").unwrap().count()
+}

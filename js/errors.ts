@@ -1,0 +1,143 @@
+/**
+ * Errors, shaped like Node's own.
+ *
+ * - System call failures: an `Error` with `code` ('EBADF'), `errno` (negative, as in Node), `syscall`,
+ *   and `path`/`dest` where there are paths, plus `bytesTransferred` for operations that move data.
+ * - Bad arguments: `TypeError`/`RangeError` with `code` 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE' or
+ *   'ERR_OUT_OF_RANGE', thrown before any system call.
+ * - Cancellation: {@link AbortError}, `code` 'ABORT_ERR', with the signal's reason as `cause`.
+ *
+ * The native layer reports failures as a JSON record in the message (crates/zerocopy/src/node/error.rs
+ * formats it); {@link fromNative} is the one place that parses it.
+ */
+import { inspect } from 'node:util';
+
+/** A failed system call. `errno` is negative, as in Node (`-9` for EBADF). */
+export interface ErrnoError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  /** The path the call worked on, if any. */
+  path?: string;
+  /** The destination path of a two-path operation (like `copyFile`), if any. */
+  dest?: string;
+  /** Bytes the operation moved before it failed. */
+  bytesTransferred?: number;
+}
+
+/** Raised when an `AbortSignal` stops an operation. */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+  /** Bytes the operation moved before it stopped. */
+  bytesTransferred?: number;
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+interface NativeRecord {
+  'zerocopy-error': 1;
+  code: string;
+  errno: number;
+  syscall: string;
+  message: string;
+  path?: string;
+  dest?: string;
+}
+
+function parseRecord(message: string): NativeRecord | undefined {
+  if (!message.startsWith('{"zerocopy-error":1,')) return undefined;
+  try {
+    return JSON.parse(message) as NativeRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Turns an error thrown by the native binding into a Node-style {@link ErrnoError}; anything else
+ * (already converted, or a JS error from a callback) is returned unchanged.
+ */
+export function fromNative(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const record = parseRecord(err.message);
+  if (record === undefined) return err;
+  const out = new Error(record.message) as ErrnoError;
+  out.errno = -record.errno;
+  out.code = record.code;
+  out.syscall = record.syscall;
+  if (record.path !== undefined) out.path = record.path;
+  if (record.dest !== undefined) out.dest = record.dest;
+  return out;
+}
+
+/** Converts `err` with {@link fromNative} and records how many bytes moved before it. */
+export function withBytes(err: unknown, bytesTransferred: number): unknown {
+  const out = fromNative(err);
+  if (out instanceof Error && (out as ErrnoError).bytesTransferred === undefined) {
+    (out as ErrnoError).bytesTransferred = bytesTransferred;
+  }
+  return out;
+}
+
+/** True for errors from a failed system call (have `code`, negative `errno` and `syscall`). */
+export function isErrnoError(err: unknown): err is ErrnoError {
+  return (
+    err instanceof Error &&
+    typeof (err as ErrnoError).code === 'string' &&
+    typeof (err as ErrnoError).errno === 'number' &&
+    typeof (err as ErrnoError).syscall === 'string'
+  );
+}
+
+/** The AbortError for `signal`, carrying its reason as `cause`. */
+export function abortError(signal: AbortSignal): AbortError {
+  return new AbortError(undefined, { cause: signal.reason });
+}
+
+type CodedError<E extends Error> = E & { code: string };
+
+function coded<E extends Error>(err: E, code: string): CodedError<E> {
+  Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true });
+  return err as CodedError<E>;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return `function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') {
+    const ctor = (value as object).constructor;
+    return ctor && ctor.name ? `an instance of ${ctor.name}` : inspect(value, { depth: -1 });
+  }
+  let shown = inspect(value, { colors: false });
+  if (shown.length > 28) shown = `${shown.slice(0, 25)}...`;
+  return `type ${typeof value} (${shown})`;
+}
+
+/** `TypeError [ERR_INVALID_ARG_TYPE]: The "name" argument must be <expected>. Received <actual>` */
+export function invalidArgType(name: string, expected: string, actual: unknown): CodedError<TypeError> {
+  const kind = name.includes('.') ? 'property' : 'argument';
+  return coded(
+    new TypeError(`The "${name}" ${kind} must be ${expected}. Received ${describe(actual)}`),
+    'ERR_INVALID_ARG_TYPE',
+  );
+}
+
+/** `TypeError [ERR_INVALID_ARG_VALUE]: The argument 'name' <reason>. Received <value>` */
+export function invalidArgValue(name: string, value: unknown, reason: string): CodedError<TypeError> {
+  const kind = name.includes('.') ? 'property' : 'argument';
+  return coded(
+    new TypeError(`The ${kind} '${name}' ${reason}. Received ${inspect(value)}`),
+    'ERR_INVALID_ARG_VALUE',
+  );
+}
+
+/** `RangeError [ERR_OUT_OF_RANGE]: The value of "name" is out of range. It must be <range>. Received <value>` */
+export function outOfRange(name: string, range: string, value: unknown): CodedError<RangeError> {
+  return coded(
+    new RangeError(`The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`),
+    'ERR_OUT_OF_RANGE',
+  );
+}

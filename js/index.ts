@@ -1,0 +1,16 @@
+/**
+ * zerocopy: the kernel's zero-copy data paths for Node.js.
+ *
+ * Task-level functions are top-level exports (`copyFile`, …); the system calls themselves, on fd
+ * numbers, live under the `sys` namespace.
+ *
+ * @packageDocumentation
+ */
+export { copyFile, copyFileSync } from './copy.js';
+export type { CopyMechanism, CopyOptions, CopyResult, ReflinkMode } from './copy.js';
+export { capabilities, capabilitiesSync } from './capabilities.js';
+export type { Capabilities, DirectIoAlignment, FilesystemCapabilities } from './capabilities.js';
+export { AbortError, isErrnoError } from './errors.js';
+export type { ErrnoError } from './errors.js';
+export type { FileArg } from './fd.js';
+export * as sys from './sys.js';

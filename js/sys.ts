@@ -1,0 +1,139 @@
+/**
+ * The system calls themselves, one call each, on fd numbers — the `sys` namespace export. It mirrors
+ * the crate's `src/sys/`; task-level functions (`copyFile`, …) are the top-level exports.
+ *
+ * Every function has an async form (runs on the libuv thread pool, on private duplicates of the fds,
+ * so closing yours meanwhile is safe) and a `Sync` twin. Offsets follow the C calls: given, the call
+ * reads/writes there and leaves the fd's position alone; omitted, it uses and advances the position.
+ * Counts may be short, as in C: loop until you have what you need, and treat 0 as end of file.
+ */
+import { withBytes } from './errors.js';
+import { native } from './native.js';
+import * as check from './validate.js';
+
+/** The most one call of `copy_file_range` or `sendfile` moves (the kernel's `MAX_RW_COUNT`). */
+export const MAX_RW_COUNT = 0x7ffff000;
+
+/** Options of {@link copyFileRange}. */
+export interface CopyFileRangeOptions {
+  /** Read here instead of at `fdIn`'s position. */
+  offsetIn?: number;
+  /** Write here instead of at `fdOut`'s position. */
+  offsetOut?: number;
+  /** Bytes to copy at most. Default {@link MAX_RW_COUNT}. */
+  length?: number;
+}
+
+/** Options of {@link sendfile}. */
+export interface SendfileOptions {
+  /** Read here instead of at `inFd`'s position. */
+  offset?: number;
+  /** Bytes to move at most. Default {@link MAX_RW_COUNT}. */
+  length?: number;
+}
+
+/** A `FICLONERANGE` range. Offsets and length must be multiples of the filesystem block size (a range ending at the source's end may end anywhere). */
+export interface ReflinkRange {
+  /** Default 0. */
+  srcOffset?: number;
+  /** Bytes to share; 0 (the default) means "to the end of the source". */
+  length?: number;
+  /** Default 0. */
+  dstOffset?: number;
+}
+
+function copyFileRangeArgs(fdIn: unknown, fdOut: unknown, options: unknown): [number, number, number | undefined, number | undefined, number] {
+  const o = check.options<CopyFileRangeOptions>(options);
+  return [
+    check.fd(fdIn, 'fdIn'),
+    check.fd(fdOut, 'fdOut'),
+    check.optionalInteger(o.offsetIn, 'options.offsetIn'),
+    check.optionalInteger(o.offsetOut, 'options.offsetOut'),
+    check.optionalInteger(o.length, 'options.length') ?? MAX_RW_COUNT,
+  ];
+}
+
+function sendfileArgs(outFd: unknown, inFd: unknown, options: unknown): [number, number, number | undefined, number] {
+  const o = check.options<SendfileOptions>(options);
+  return [
+    check.fd(outFd, 'outFd'),
+    check.fd(inFd, 'inFd'),
+    check.optionalInteger(o.offset, 'options.offset'),
+    check.optionalInteger(o.length, 'options.length') ?? MAX_RW_COUNT,
+  ];
+}
+
+function reflinkArgs(fdIn: unknown, fdOut: unknown, range: unknown): [number, number, { srcOffset: number; length: number; dstOffset: number } | undefined] {
+  const r = range === undefined ? undefined : check.options<ReflinkRange>(range, 'range');
+  return [
+    check.fd(fdIn, 'fdIn'),
+    check.fd(fdOut, 'fdOut'),
+    r && {
+      srcOffset: check.optionalInteger(r.srcOffset, 'range.srcOffset') ?? 0,
+      length: check.optionalInteger(r.length, 'range.length') ?? 0,
+      dstOffset: check.optionalInteger(r.dstOffset, 'range.dstOffset') ?? 0,
+    },
+  ];
+}
+
+/** Runs a native call, converting its errors (a single call moves nothing when it fails). */
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw withBytes(err, 0);
+  }
+}
+
+function callSync<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw withBytes(err, 0);
+  }
+}
+
+/**
+ * `copy_file_range(2)`: copies up to `length` bytes between two files inside the kernel.
+ * Resolves to the bytes copied (0 at end of file).
+ */
+export async function copyFileRange(fdIn: number, fdOut: number, options?: CopyFileRangeOptions): Promise<number> {
+  const args = copyFileRangeArgs(fdIn, fdOut, options);
+  return call(() => native.copyFileRange(...args));
+}
+
+/** Synchronous {@link copyFileRange}. */
+export function copyFileRangeSync(fdIn: number, fdOut: number, options?: CopyFileRangeOptions): number {
+  const args = copyFileRangeArgs(fdIn, fdOut, options);
+  return callSync(() => native.copyFileRangeSync(...args));
+}
+
+/**
+ * `sendfile(2)`: moves up to `length` bytes from a file to `outFd` (a file, pipe or blocking socket) at
+ * `outFd`'s position. Resolves to the bytes moved (0 at end of file).
+ */
+export async function sendfile(outFd: number, inFd: number, options?: SendfileOptions): Promise<number> {
+  const args = sendfileArgs(outFd, inFd, options);
+  return call(() => native.sendfile(...args));
+}
+
+/** Synchronous {@link sendfile}. */
+export function sendfileSync(outFd: number, inFd: number, options?: SendfileOptions): number {
+  const args = sendfileArgs(outFd, inFd, options);
+  return callSync(() => native.sendfileSync(...args));
+}
+
+/**
+ * `ioctl(FICLONE)`: makes `fdOut` share all of `fdIn`'s blocks; with a `range`, `ioctl(FICLONERANGE)`
+ * shares just that range. Needs both files on one copy-on-write filesystem (XFS with reflink, btrfs…).
+ */
+export async function reflink(fdIn: number, fdOut: number, range?: ReflinkRange): Promise<void> {
+  const args = reflinkArgs(fdIn, fdOut, range);
+  return call(() => native.reflink(...args));
+}
+
+/** Synchronous {@link reflink}. */
+export function reflinkSync(fdIn: number, fdOut: number, range?: ReflinkRange): void {
+  const args = reflinkArgs(fdIn, fdOut, range);
+  callSync(() => native.reflinkSync(...args));
+}
