@@ -76,6 +76,8 @@ test('offset, length and dstOffset select exact ranges', async () => {
       assert.is(sha256(dst), sha256Range(src, start, end), `offset ${offset} length ${length}`);
     }
   }
+  // Nothing in range: no in-kernel mechanism is started for zero bytes.
+  assert.equal(await copyFile(src, s.path('range-none'), { offset: n + 1 }), { bytes: 0, mechanism: 'readwrite' });
   // dstOffset writes into the existing file without truncating it.
   const dst = makeFile(s.path('range-into'), 5000);
   const before = await readFile(dst);

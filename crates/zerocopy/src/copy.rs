@@ -322,10 +322,12 @@ impl CopyJob {
             file::fchmod(&dst_fd, mode).map_err(fail)?;
         }
 
+        // With nothing in range (offset at or past the end, length 0) no in-kernel path has work to do.
+        let in_kernel = known_size && limit != Some(0) && dst_regular && !append;
         let chain = options
             .mechanisms
             .clone()
-            .unwrap_or_else(|| plan(options.reflink, known_size && dst_regular && !append));
+            .unwrap_or_else(|| plan(options.reflink, in_kernel));
         Ok(CopyJob {
             ends: Some((
                 End {
