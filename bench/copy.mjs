@@ -7,8 +7,8 @@
 // and a stream pipeline. Each runs N times, interleaved; every run starts from a synced disk and a
 // warm source in the page cache. Prints medians, CPU seconds per GiB and ratios against the baselines.
 // Not a test: the figures vary with the machine and its load.
-import { createReadStream, createWriteStream, readFileSync, rmSync, mkdtempSync, statSync } from 'node:fs';
-import { copyFile as fsCopyFile, readFile } from 'node:fs/promises';
+import { closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { copyFile as fsCopyFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { execFileSync } from 'node:child_process';
 import { cpus, release, tmpdir } from 'node:os';
@@ -37,7 +37,7 @@ process.on('SIGINT', () => {
 const caps = capabilitiesSync(dir);
 console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), Linux ${release()}, Node ${process.version}`);
 console.log(`filesystem: ${caps.filesystem?.type} at ${dir} (reflink: ${caps.filesystem?.reflink})`);
-console.log(`workload: one ${sizeMiB} MiB file, warm in the page cache; ${runs} runs per variant, interleaved; sync before each run\n`);
+console.log(`workload: one ${sizeMiB} MiB file, warm in the page cache; ${runs} runs per variant, interleaved in rotating order; sync before each run\n`);
 
 // Incompressible-ish content, written once.
 {
@@ -56,15 +56,23 @@ const variants = [
 ];
 const results = new Map(variants.map(([name]) => [name, { wall: [], cpu: [], mechanism: '' }]));
 
-async function warm() {
+/** Flushes dirty pages and pulls the source into the page cache through one reused buffer (no big allocation to free later). */
+function warm() {
   execFileSync('sync');
-  await readFile(src).then(() => undefined); // pull the source into the page cache
+  const fd = openSync(src, 'r');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  try {
+    while (readSync(fd, buf, 0, buf.length, null) > 0);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 for (let run = 0; run < runs; run++) {
-  for (const [name, fn] of variants) {
+  // Rotate the order each run so no variant always follows the same neighbour.
+  for (const [name, fn] of [...variants.slice(run % variants.length), ...variants.slice(0, run % variants.length)]) {
     rmSync(dst, { force: true });
-    await warm();
+    warm();
     if (process.stdout.isTTY) process.stdout.write(`\rrun ${run + 1}/${runs}: ${name}`.padEnd(70));
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
@@ -86,19 +94,22 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const rows = variants.map(([name]) => {
   const r = results.get(name);
   const wall = median(r.wall);
-  return { name, mechanism: r.mechanism, wall, mibs: sizeMiB / wall, cpuPerGiB: (median(r.cpu) * GiB) / size };
+  const best = Math.min(...r.wall);
+  return { name, mechanism: r.mechanism, wall, best, mibs: sizeMiB / wall, bestMibs: sizeMiB / best, cpuPerGiB: (median(r.cpu) * GiB) / size };
 });
 const base = rows.find((r) => r.name === 'fs.promises.copyFile');
 const stream = rows.find((r) => r.name === 'stream pipeline');
 
-const header = ['variant', 'mechanism', 'median s', 'MiB/s', 'CPU s/GiB', 'vs fs.copyFile', 'vs stream'];
+const header = ['variant', 'mechanism', 'median s', 'best s', 'MiB/s', 'CPU s/GiB', 'vs fs.copyFile', '(best)', 'vs stream'];
 const table = rows.map((r) => [
   r.name,
   r.mechanism || '-',
   r.wall.toFixed(3),
+  r.best.toFixed(3),
   r.mibs.toFixed(0),
   r.cpuPerGiB.toFixed(3),
   `${(r.mibs / base.mibs).toFixed(2)}x`,
+  `${(r.bestMibs / base.bestMibs).toFixed(2)}x`,
   `${(r.mibs / stream.mibs).toFixed(2)}x`,
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
@@ -108,4 +119,9 @@ for (const row of table) console.log(line(row));
 
 const ours = rows[0];
 const ratio = ours.mibs / base.mibs;
-console.log(`\ntarget: copyFile >= 0.95x fs.promises.copyFile throughput: ${ratio.toFixed(2)}x — ${ratio >= 0.95 ? 'met' : 'NOT met'}`);
+const bestRatio = ours.bestMibs / base.bestMibs;
+console.log(
+  `\ntarget: copyFile >= 0.95x fs.promises.copyFile throughput (medians): ${ratio.toFixed(2)}x — ${ratio >= 0.95 ? 'met' : 'NOT met'}` +
+    ` (best runs: ${bestRatio.toFixed(2)}x)`,
+);
+console.log('Medians move with neighbours on shared machines; the best runs show what each path costs undisturbed.');
