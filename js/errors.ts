@@ -12,7 +12,11 @@
  */
 import { inspect } from 'node:util';
 
-/** A failed system call. `errno` is negative, as in Node (`-9` for EBADF). */
+/**
+ * A failed system call. `errno` is negative, as in Node (`-9` for EBADF). Failures that are not one
+ * errno carry a code of zerocopy's own and no `errno`: 'ERR_FILE_TRUNCATED' (the file shrank while it
+ * was being sent), 'ERR_STREAM_DESTROYED' (the socket was destroyed during a send).
+ */
 export interface ErrnoError extends Error {
   code: string;
   errno: number;
@@ -39,7 +43,8 @@ export class AbortError extends Error {
 interface NativeRecord {
   'zerocopy-error': 1;
   code: string;
-  errno: number;
+  /** Absent for the crate's own codes (ERR_FILE_TRUNCATED, …). */
+  errno?: number;
   syscall: string;
   message: string;
   path?: string;
@@ -63,8 +68,9 @@ export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
   const record = parseRecord(err.message);
   if (record === undefined) return err;
+  if (record.code === 'ABORT_ERR') return new AbortError();
   const out = new Error(record.message) as ErrnoError;
-  out.errno = -record.errno;
+  if (record.errno !== undefined) out.errno = -record.errno;
   out.code = record.code;
   out.syscall = record.syscall;
   if (record.path !== undefined) out.path = record.path;

@@ -25,6 +25,23 @@ export declare class CopyJob {
   close(): void
 }
 
+/** A file being sent into a socket. */
+export declare class SendJob {
+  /** Duplicates the socket fd (and a file fd) now; a file path is opened by the first step. */
+  constructor(spec: SendSpec)
+  /** Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed. */
+  step(budget: number): Promise<SendProgress>
+  /**
+   * Wakes and ends a waiting or running step: "abort" (AbortSignal) or "destroyed" (the socket was
+   * destroyed in JavaScript). The first reason wins.
+   */
+  cancel(reason: string): void
+  /** Bytes that reached the socket so far (also after a failure). */
+  get bytes(): number
+  /** Closes the job's fds if no step is running (a running step closes them when it ends). */
+  close(): void
+}
+
 /** Probes (once, then cached) the kernel and, given a path, its filesystem. */
 export declare function capabilities(path?: Buffer | undefined | null): Promise<NativeCapabilities>
 
@@ -118,3 +135,22 @@ export declare function sendfile(outFd: number, inFd: number, offset: number | u
 
 /** One `sendfile(2)` call on the calling thread. */
 export declare function sendfileSync(outFd: number, inFd: number, offset: number | undefined | null, length: number): number
+
+/** Where a send stands after a step. */
+export interface SendProgress {
+  bytes: number
+  total?: number
+  done: boolean
+  /** "sendfile" | "readwrite" */
+  mechanism: string
+}
+
+/** The socket and file of a send, as the TS layer resolved them. */
+export interface SendSpec {
+  /** The socket (or pipe) fd; duplicated when the job is created. */
+  socketFd: number
+  filePath?: Buffer
+  fileFd?: number
+  offset?: number
+  length?: number
+}

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CopyJob = nativeBinding.CopyJob
+module.exports.SendJob = nativeBinding.SendJob
 module.exports.capabilities = nativeBinding.capabilities
 module.exports.capabilitiesSync = nativeBinding.capabilitiesSync
 module.exports.copyFileRange = nativeBinding.copyFileRange

@@ -19,11 +19,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode, SFlag};
 use nix::unistd::Whence;
 
-use crate::error::{Error, Result, SyscallExt};
+use crate::endpoint::{open_nonblocking, settle, start_of, End, Position};
+use crate::error::{Error, Result};
 use crate::sys::reflink::CloneRange;
 use crate::sys::{copy_range, file, reflink, sendfile};
 
@@ -169,32 +170,6 @@ pub fn copy(src: Source, dst: Dest, options: &CopyOptions) -> Result<Copied> {
     })
 }
 
-/// What happens to an fd's file position when the copy ends.
-#[derive(Debug, Clone, Copy)]
-enum Position {
-    /// Nothing to do: our own fd, a stream, or an `O_APPEND` file.
-    Leave,
-    /// Set it to where the copy ended (the copy started at the position).
-    Advance,
-    /// Put it back where it was (an explicit offset was given, and `sendfile` moves the position).
-    Restore(i64),
-}
-
-#[derive(Debug)]
-struct End {
-    fd: OwnedFd,
-    path: Option<PathBuf>,
-    /// The offset the copy starts at, or `None` for streams and `O_APPEND` (plain read/write).
-    start: Option<i64>,
-    position: Position,
-}
-
-impl End {
-    fn at(&self, moved: u64) -> Option<i64> {
-        self.start.map(|s| s + moved as i64)
-    }
-}
-
 /// A copy in progress: open files, the mechanism chain and the bytes moved so far.
 ///
 /// Dropping a job closes its descriptors; an unfinished copy leaves the destination holding the bytes
@@ -282,11 +257,11 @@ impl CopyJob {
         let src_owned = src_path.is_some();
         let dst_owned = dst_path.is_some();
         let (src_start, src_position) =
-            start_of(&src_fd, options.offset, src_owned).map_err(fail)?;
+            start_of(&src_fd, options.offset, src_owned, SYSCALL).map_err(fail)?;
         let (dst_start, dst_position) = if append {
             (None, Position::Leave)
         } else {
-            start_of(&dst_fd, options.dst_offset, dst_owned).map_err(fail)?
+            start_of(&dst_fd, options.dst_offset, dst_owned, SYSCALL).map_err(fail)?
         };
 
         // Regular files have a known size: copy what is there now (a growing file, or a file appended
@@ -563,52 +538,4 @@ fn mechanism_syscall(mechanism: Mechanism) -> &'static str {
 
 fn same_file(a: &FileStat, b: &FileStat) -> bool {
     a.st_dev == b.st_dev && a.st_ino == b.st_ino
-}
-
-/// Opens without blocking on FIFOs (a FIFO with no peer would otherwise hang the open forever), then
-/// restores blocking mode: sendfile and splice treat `O_NONBLOCK` on the source as "do not wait".
-fn open_nonblocking(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd> {
-    let fd = file::open(path, flags | OFlag::O_NONBLOCK, mode)?;
-    let status = file::status_flags(&fd).map_err(|e| e.with_path(path))?;
-    nix::fcntl::fcntl(fd.as_fd(), FcntlArg::F_SETFL(status & !OFlag::O_NONBLOCK))
-        .syscall("fcntl")
-        .map_err(|e| e.with_path(path))?;
-    Ok(fd)
-}
-
-/// Where a copy starts on one end, and what happens to that end's position afterwards.
-fn start_of(fd: &OwnedFd, offset: Option<u64>, owned: bool) -> Result<(Option<i64>, Position)> {
-    let current = match file::lseek(fd, 0, Whence::SeekCur) {
-        Ok(pos) => pos,
-        Err(e) if e.errno() == Errno::ESPIPE => {
-            // A pipe, socket or tty: no offsets, plain read/write in stream order.
-            return match offset {
-                Some(_) => Err(Error::new(Errno::ESPIPE, SYSCALL)
-                    .with_detail("an offset was given for a stream that cannot seek")),
-                None => Ok((None, Position::Leave)),
-            };
-        }
-        Err(e) => return Err(e),
-    };
-    let offset =
-        offset.map(|o| i64::try_from(o).map_err(|_| Error::new(Errno::EOVERFLOW, SYSCALL)));
-    Ok(match (offset.transpose()?, owned) {
-        (Some(at), true) => (Some(at), Position::Leave),
-        (Some(at), false) => (Some(at), Position::Restore(current)),
-        (None, true) => (Some(0), Position::Leave),
-        (None, false) => (Some(current), Position::Advance),
-    })
-}
-
-/// Leaves an fd's position as documented once the copy has ended. Best effort: a seekable fd
-/// cannot fail to seek to a valid offset, and the copy's outcome matters more.
-fn settle(end: &End, moved: u64) {
-    let target = match end.position {
-        Position::Leave => return,
-        Position::Advance => end.at(moved),
-        Position::Restore(pos) => Some(pos),
-    };
-    if let Some(pos) = target {
-        let _ = file::lseek(&end.fd, pos, Whence::SeekSet);
-    }
 }

@@ -4,6 +4,7 @@
 //! can hand it to JavaScript without losing anything, and its `Display` reads like Node's messages:
 //! `ENOENT: no such file or directory, open '/missing'`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,9 @@ pub struct Error {
     syscall: &'static str,
     path: Option<PathBuf>,
     dest: Option<PathBuf>,
-    detail: Option<&'static str>,
+    detail: Option<Cow<'static, str>>,
+    /// A code of this crate's own (e.g. `ERR_FILE_TRUNCATED`) for failures that are not one errno.
+    custom: Option<&'static str>,
 }
 
 /// Result alias used by every function in this crate.
@@ -31,6 +34,23 @@ impl Error {
             path: None,
             dest: None,
             detail: None,
+            custom: None,
+        }
+    }
+
+    /// A failure with a code of this crate's own rather than an errno, e.g.
+    /// `Error::custom("ERR_FILE_TRUNCATED", "sendfile", "…")`. `errno` stays as the nearest errno
+    /// for Rust callers (`io::Error` conversion); JavaScript sees only the code.
+    pub fn custom(
+        code: &'static str,
+        errno: Errno,
+        syscall: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Error {
+            custom: Some(code),
+            detail: Some(detail.into()),
+            ..Error::new(errno, syscall)
         }
     }
 
@@ -60,8 +80,8 @@ impl Error {
     /// Replaces the kernel's generic description with a precise one, for errors this crate raises itself
     /// (e.g. `EINVAL: source and destination are the same file`).
     #[must_use]
-    pub fn with_detail(mut self, detail: &'static str) -> Self {
-        self.detail = Some(detail);
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = Some(detail.into());
         self
     }
 
@@ -70,9 +90,17 @@ impl Error {
         self.errno
     }
 
-    /// The symbolic code, e.g. `"EBADF"`.
+    /// The symbolic code, e.g. `"EBADF"`, or the crate's own code for [`Error::custom`] errors.
     pub fn code(&self) -> String {
-        format!("{:?}", self.errno)
+        match self.custom {
+            Some(code) => code.to_owned(),
+            None => format!("{:?}", self.errno),
+        }
+    }
+
+    /// Whether this error carries a crate-specific code instead of an errno.
+    pub fn is_custom(&self) -> bool {
+        self.custom.is_some()
     }
 
     /// The name of the failing system call, e.g. `"copy_file_range"`.
@@ -93,8 +121,8 @@ impl Error {
     /// The human description: the crate's own detail if set, else the C library's text in Node's
     /// lower-case style ("bad file descriptor").
     pub fn description(&self) -> String {
-        if let Some(detail) = self.detail {
-            return detail.to_owned();
+        if let Some(detail) = &self.detail {
+            return detail.to_string();
         }
         let desc = strerror(self.errno);
         let mut chars = desc.chars();

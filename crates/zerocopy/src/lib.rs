@@ -19,7 +19,10 @@
 #![cfg(target_os = "linux")]
 
 pub mod copy;
+mod endpoint;
 pub mod error;
+pub mod ready;
+pub mod send;
 pub mod sys;
 
 #[cfg(feature = "node")]

@@ -18,7 +18,10 @@ pub(crate) fn to_napi(err: crate::Error) -> napi::Error {
 pub(crate) fn format_record(err: &crate::Error) -> String {
     let mut out = format!("{{\"{TAG}\":1,\"code\":");
     push_str(&mut out, &err.code());
-    let _ = write!(out, ",\"errno\":{},\"syscall\":", err.errno() as i32);
+    if !err.is_custom() {
+        let _ = write!(out, ",\"errno\":{}", err.errno() as i32);
+    }
+    out.push_str(",\"syscall\":");
     push_str(&mut out, err.syscall());
     out.push_str(",\"message\":");
     push_str(&mut out, &err.to_string());

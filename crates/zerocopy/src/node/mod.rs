@@ -14,5 +14,6 @@ mod copy_range;
 mod error;
 mod probe;
 mod reflink;
+mod send;
 mod sendfile;
 mod task;

@@ -59,6 +59,19 @@ pub fn status_flags(fd: impl AsFd) -> Result<OFlag> {
     Ok(OFlag::from_bits_truncate(bits))
 }
 
+/// Turns `O_NONBLOCK` on or off (`fcntl(F_SETFL)`), keeping the other status flags.
+pub fn set_nonblocking(fd: impl AsFd, on: bool) -> Result<()> {
+    let flags = status_flags(&fd)?;
+    let flags = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags & !OFlag::O_NONBLOCK
+    };
+    fcntl::fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags))
+        .map(drop)
+        .syscall("fcntl")
+}
+
 /// `lseek(2)`. Returns the new offset.
 pub fn lseek(fd: impl AsFd, offset: i64, whence: Whence) -> Result<i64> {
     unistd::lseek(fd.as_fd(), offset, whence).syscall("lseek")

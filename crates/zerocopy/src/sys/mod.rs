@@ -8,3 +8,4 @@ pub mod file;
 pub mod probe;
 pub mod reflink;
 pub mod sendfile;
+pub mod socket;

@@ -1,0 +1,366 @@
+// sendFile into real sockets on loopback: content, order with Node's own writes, failures, and no
+// thread-pool starvation.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import net from 'node:net';
+import tls from 'node:tls';
+import { createHash } from 'node:crypto';
+import { readFile, open, truncate } from 'node:fs/promises';
+import { readFileSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+
+import { sendFile, SMALL_FILE_LIMIT, AbortError } from 'zerocopy';
+import { scratch, makeFile, sha256, sha256Range, MiB, openFds, rejection } from './helpers.mjs';
+
+const s = scratch();
+test.after(() => s.cleanup());
+
+/**
+ * A loopback connection: `server` is our end (the one we send into), `client` the peer.
+ * `kind`: 'tcp' | 'unix'.
+ */
+async function connection(kind = 'tcp') {
+  const server = net.createServer();
+  const path = s.path(`sock-${Math.random().toString(36).slice(2)}`);
+  await new Promise((r) => (kind === 'unix' ? server.listen(path, r) : server.listen(0, '127.0.0.1', r)));
+  const accepted = once(server, 'connection');
+  const client = kind === 'unix' ? net.connect(path) : net.connect(server.address().port, '127.0.0.1');
+  const [ours] = await accepted;
+  await once(client, 'connect').catch(() => {});
+  server.close();
+  ours.on('error', () => {});
+  client.on('error', () => {});
+  return { ours, client };
+}
+
+/** Everything the peer receives until EOF. */
+function receive(client) {
+  const chunks = [];
+  client.on('data', (d) => chunks.push(d));
+  return new Promise((resolve) => client.on('end', () => resolve(Buffer.concat(chunks))));
+}
+
+/** Resolves once the socket has closed (at once if it already has). */
+const closed = (sock) => (sock.closed ? Promise.resolve() : once(sock, 'close').then(() => {}));
+
+const hash = (buf) => createHash('sha256').update(buf).digest('hex');
+
+for (const size of [0, 1, 64 * 1024 - 1, MiB + 1]) {
+  test(`sends ${size} bytes with identical content (TCP)`, async () => {
+    const file = makeFile(s.path(`f-${size}`), size);
+    const { ours, client } = await connection();
+    const got = receive(client);
+    const res = await sendFile(ours, file);
+    ours.end();
+    assert.is(res.bytes, size);
+    assert.is(res.mechanism, size < SMALL_FILE_LIMIT ? 'readwrite' : 'sendfile');
+    assert.is(hash(await got), sha256(file));
+  });
+}
+
+test('a sparse file over 2 GiB crosses the sendfile cap intact', async () => {
+  const file = s.path('sparse');
+  const size = 2 ** 31 + MiB + 3;
+  const fd = openSync(file, 'w');
+  writeFileSync(fd, 'start');
+  closeSync(fd);
+  await truncate(file, size);
+  const fh = await open(file, 'r+');
+  await fh.write('across-the-cap', 0x7ffff000 - 3);
+  await fh.write('end', size - 3);
+  await fh.close();
+  const { ours, client } = await connection();
+  const h = createHash('sha256');
+  let n = 0;
+  client.on('data', (d) => {
+    h.update(d);
+    n += d.length;
+  });
+  const ended = once(client, 'end');
+  const res = await sendFile(ours, file);
+  ours.end();
+  await ended;
+  assert.equal(res, { bytes: size, mechanism: 'sendfile' });
+  assert.is(n, size);
+  const expected = createHash('sha256');
+  const block = Buffer.alloc(16 * MiB);
+  const fh2 = await open(file, 'r');
+  for (let at = 0; at < size; ) {
+    const { bytesRead } = await fh2.read(block, 0, block.length, at);
+    expected.update(block.subarray(0, bytesRead));
+    at += bytesRead;
+  }
+  await fh2.close();
+  assert.is(h.digest('hex'), expected.digest('hex'));
+});
+
+test('offset/length windows, fds and FileHandles, over a Unix domain socket', async () => {
+  const file = makeFile(s.path('win'), 3 * MiB + 17);
+  for (const [offset, length] of [[0, 100], [1, 2 * MiB], [3 * MiB, undefined], [MiB + 1, 5 * MiB], [3 * MiB + 17, undefined]]) {
+    const { ours, client } = await connection('unix');
+    const got = receive(client);
+    const res = await sendFile(ours, file, { offset, length });
+    ours.end();
+    const end = Math.min(offset + (length ?? Infinity), 3 * MiB + 17);
+    assert.is(res.bytes, end - offset);
+    assert.is(hash(await got), sha256Range(file, offset, end), `offset ${offset} length ${length}`);
+  }
+  // An fd without offset starts at its position and advances it; a FileHandle likewise.
+  const { ours, client } = await connection('unix');
+  const got = receive(client);
+  const fh = await open(file, 'r');
+  await fh.read(Buffer.alloc(10), 0, 10, null);
+  const a = await sendFile(ours, fh, { length: MiB });
+  const b = await sendFile(ours, fh.fd, { length: MiB });
+  await fh.close();
+  ours.end();
+  assert.is(a.bytes + b.bytes, 2 * MiB);
+  assert.is(hash(await got), sha256Range(file, 10, 10 + 2 * MiB));
+});
+
+test("Node's own writes keep their order around sends: before, during, corked, between, end()", async () => {
+  const big = makeFile(s.path('order-big'), 20 * MiB);
+  const small = makeFile(s.path('order-small'), 1000);
+  const { ours, client } = await connection();
+  const got = receive(client);
+  ours.write('HEAD');
+  ours.cork();
+  ours.write('CORKED');
+  const first = sendFile(ours, big);
+  ours.write('MIDDLE');
+  const second = sendFile(ours, small);
+  const third = sendFile(ours, big, { offset: 5, length: 3 * MiB });
+  ours.write('AFTER');
+  ours.end('END');
+  const results = await Promise.all([first, second, third]);
+  const expected = Buffer.concat([
+    Buffer.from('HEADCORKED'),
+    readFileSync(big),
+    Buffer.from('MIDDLE'),
+    readFileSync(small),
+    readFileSync(big).subarray(5, 5 + 3 * MiB),
+    Buffer.from('AFTEREND'),
+  ]);
+  const received = await got;
+  assert.is(received.length, expected.length);
+  assert.ok(received.equals(expected), 'byte order kept');
+  assert.equal(results.map((r) => r.mechanism), ['sendfile', 'readwrite', 'sendfile']);
+});
+
+test('reading the socket keeps working during a send (a request/response exchange meanwhile)', async () => {
+  const big = makeFile(s.path('duplex'), 32 * MiB);
+  const { ours, client } = await connection();
+  const echoed = once(ours, 'data');
+  const sending = sendFile(ours, big);
+  client.write('ping');
+  const [data] = await echoed;
+  assert.is(data.toString(), 'ping');
+  const got = receive(client);
+  await sending;
+  ours.end();
+  assert.is((await got).length, 32 * MiB);
+});
+
+test('a peer reset mid-send rejects with EPIPE/ECONNRESET and bytesTransferred', async () => {
+  const big = makeFile(s.path('reset'), 256 * MiB);
+  const { ours, client } = await connection();
+  let got = 0;
+  client.on('data', (d) => {
+    got += d.length;
+    if (got > 4 * MiB) client.resetAndDestroy();
+  });
+  const err = await rejection(() => sendFile(ours, big));
+  assert.ok(['EPIPE', 'ECONNRESET'].includes(err.code), err.code);
+  assert.ok(err.bytesTransferred >= 4 * MiB && err.bytesTransferred < 256 * MiB, `${err.bytesTransferred}`);
+  ours.destroy();
+});
+
+test('a file truncated mid-send rejects with ERR_FILE_TRUNCATED after the bytes it had', async () => {
+  const file = makeFile(s.path('shrink'), 64 * MiB);
+  const { ours, client } = await connection();
+  client.pause();
+  const sending = sendFile(ours, file);
+  await new Promise((r) => setTimeout(r, 100)); // the socket buffers fill; the send waits
+  await truncate(file, 8 * MiB);
+  client.resume();
+  const got = receive(client);
+  const err = await rejection(() => sending);
+  assert.is(err.code, 'ERR_FILE_TRUNCATED');
+  assert.match(err.message, /truncated/);
+  assert.is(err.path, file);
+  ours.end();
+  assert.is((await got).length, err.bytesTransferred, 'every counted byte reached the peer');
+  assert.ok(err.bytesTransferred >= 0 && err.bytesTransferred <= 8 * MiB + 8 * MiB);
+});
+
+test('abort stops a send waiting on a peer that never reads', async () => {
+  const big = makeFile(s.path('abort'), 128 * MiB);
+  const { ours, client } = await connection();
+  client.pause();
+  const ac = new AbortController();
+  const reason = new Error('enough');
+  setTimeout(() => ac.abort(reason), 100);
+  const t0 = Date.now();
+  const err = await rejection(() => sendFile(ours, big, { signal: ac.signal }));
+  assert.instance(err, AbortError);
+  assert.is(err.cause, reason);
+  assert.ok(Date.now() - t0 < 5000);
+  assert.ok(err.bytesTransferred > 0 && err.bytesTransferred < 128 * MiB);
+  assert.not.ok(ours.destroyed, 'the socket is left open');
+  // Already aborted: nothing is sent.
+  const err2 = await rejection(() => sendFile(ours, big, { signal: AbortSignal.abort() }));
+  assert.instance(err2, AbortError);
+  assert.is(err2.bytesTransferred, 0);
+  client.destroy();
+  ours.destroy();
+});
+
+test('destroying the socket mid-send rejects with ERR_STREAM_DESTROYED and closes the connection', async () => {
+  const big = makeFile(s.path('destroy'), 128 * MiB);
+  const { ours, client } = await connection();
+  client.pause();
+  const sending = sendFile(ours, big);
+  setTimeout(() => ours.destroy(), 100);
+  const err = await rejection(() => sending);
+  assert.is(err.code, 'ERR_STREAM_DESTROYED');
+  client.resume();
+  await closed(client); // our duplicate did not keep the connection alive
+});
+
+test('progress is monotonic and ends at the total', async () => {
+  const file = makeFile(s.path('progress'), 40 * MiB);
+  const { ours, client } = await connection();
+  const got = receive(client);
+  const calls = [];
+  const res = await sendFile(ours, file, { onProgress: (done, total) => calls.push([done, total]) });
+  ours.end();
+  await got;
+  assert.ok(calls.length >= 4, `${calls.length} calls`);
+  for (let i = 1; i < calls.length; i++) assert.ok(calls[i][0] > calls[i - 1][0]);
+  assert.equal(calls.at(-1), [res.bytes, res.bytes]);
+});
+
+test('TLS sockets fall back to a stream, content intact', async () => {
+  const key = readFileSync(new URL('./fixtures/tls-key.pem', import.meta.url));
+  const cert = readFileSync(new URL('./fixtures/tls-cert.pem', import.meta.url));
+  const file = makeFile(s.path('tls'), 3 * MiB + 5);
+  const server = tls.createServer({ key, cert });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = once(server, 'secureConnection');
+  const client = tls.connect({ port: server.address().port, host: '127.0.0.1', ca: cert, servername: 'localhost' });
+  const [ours] = await accepted;
+  const got = receive(client);
+  ours.write('hi');
+  const res = await sendFile(ours, file);
+  ours.end();
+  const received = await got;
+  server.close();
+  assert.is(res.mechanism, 'stream');
+  assert.is(res.bytes, 3 * MiB + 5);
+  assert.is(hash(received), hash(Buffer.concat([Buffer.from('hi'), readFileSync(file)])));
+});
+
+test('1,000 stalled sends hold no thread-pool thread: fs.promises.readFile still completes', async () => {
+  const file = makeFile(s.path('stall'), 32 * MiB);
+  const server = net.createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const ac = new AbortController();
+  const sends = [];
+  server.on('connection', (sock) => {
+    sock.on('error', () => {});
+    sends.push(sendFile(sock, file, { signal: ac.signal }).catch((e) => e));
+  });
+  const clients = [];
+  try {
+    for (let i = 0; i < 1000; i++) {
+      const c = net.connect(server.address().port, '127.0.0.1');
+      c.on('error', () => {});
+      c.pause();
+      clients.push(c);
+    }
+    for (let i = 0; sends.length < 1000 && i < 500; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.is(sends.length, 1000);
+    await new Promise((r) => setTimeout(r, 300)); // let every send fill its socket and wait
+    const t0 = Date.now();
+    const reads = await Promise.all(Array.from({ length: 16 }, () => readFile(file)));
+    assert.ok(reads.every((b) => b.length === 32 * MiB));
+    assert.ok(Date.now() - t0 < 20_000, 'readFile calls completed while 1,000 sends were stalled');
+  } finally {
+    ac.abort();
+    const results = await Promise.all(sends);
+    for (const c of clients) c.destroy();
+    server.close();
+    assert.ok(results.every((r) => r instanceof AbortError), 'every stalled send was aborted');
+  }
+});
+
+test('bad arguments and bad ends', async () => {
+  const file = makeFile(s.path('bad'), 10);
+  const { ours, client } = await connection();
+  for (const [socket, f, opts, code] of [
+    [{}, file, undefined, 'ERR_INVALID_ARG_TYPE'],
+    ['sock', file, undefined, 'ERR_INVALID_ARG_TYPE'],
+    [-1, file, undefined, 'ERR_OUT_OF_RANGE'],
+    [ours, 42.5, undefined, 'ERR_OUT_OF_RANGE'],
+    [ours, file, { offset: -1 }, 'ERR_OUT_OF_RANGE'],
+    [ours, file, { length: '1' }, 'ERR_INVALID_ARG_TYPE'],
+    [ours, file, { signal: 'x' }, 'ERR_INVALID_ARG_TYPE'],
+    [ours, s.path('missing'), undefined, 'ENOENT'],
+    [ours, s.dir, undefined, 'EISDIR'],
+  ]) {
+    const err = await rejection(() => sendFile(socket, f, opts));
+    assert.is(err.code, code, `${code}`);
+  }
+  const missing = await rejection(() => sendFile(ours, s.path('missing')));
+  assert.is(missing.path, s.path('missing'));
+  assert.is(missing.bytesTransferred, 0);
+  ours.end();
+  const ended = await rejection(() => sendFile(ours, file));
+  assert.is(ended.code, 'ERR_STREAM_WRITE_AFTER_END');
+  client.destroy();
+  ours.destroy();
+  await closed(ours);
+  const destroyed = await rejection(() => sendFile(ours, file));
+  assert.is(destroyed.code, 'ERR_STREAM_DESTROYED');
+});
+
+test('no fd is left open after successes, failures and aborts', async () => {
+  const big = makeFile(s.path('leak-big'), 16 * MiB);
+  const small = makeFile(s.path('leak-small'), 100);
+  // Warm up lazily created resources (the tokio runtime, its epoll fd and threads).
+  {
+    const { ours, client } = await connection();
+    const got = receive(client);
+    await sendFile(ours, big);
+    ours.end();
+    await got;
+    client.end();
+    await Promise.all([closed(ours), closed(client)]);
+  }
+  const before = openFds();
+  for (let i = 0; i < 5; i++) {
+    const { ours, client } = await connection(i % 2 ? 'unix' : 'tcp');
+    const got = receive(client);
+    await sendFile(ours, big);
+    await sendFile(ours, small);
+    await sendFile(ours, s.path('missing')).catch(() => {});
+    const fh = await open(big, 'r');
+    await sendFile(ours, fh, { length: 1000 });
+    await fh.close();
+    ours.end();
+    await got;
+    client.end();
+    await closed(ours);
+    const c2 = await connection();
+    c2.client.pause();
+    await sendFile(c2.ours, big, { signal: AbortSignal.timeout(50) }).catch(() => {});
+    c2.client.destroy();
+    c2.ours.destroy();
+    await closed(c2.ours);
+    await closed(client);
+  }
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(openFds(), before);
+});
+
+test.run();

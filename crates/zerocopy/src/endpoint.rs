@@ -1,0 +1,91 @@
+//! One end of a transfer: an fd (ours or a duplicate of the caller's), where the transfer starts on
+//! it, and what happens to its file position afterwards. Shared by every engine (copy, send, …) so
+//! they all follow one rule, `copy_file_range(2)`'s: an explicit offset leaves the fd's position
+//! alone; without one the transfer starts at the position and leaves it advanced.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::Whence;
+
+use crate::error::{Error, Result};
+use crate::sys::file;
+
+/// What happens to an fd's file position when the transfer ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Position {
+    /// Nothing to do: our own fd, a stream, or an `O_APPEND` file.
+    Leave,
+    /// Set it to where the transfer ended (it started at the position).
+    Advance,
+    /// Put it back where it was (an explicit offset was given, and `sendfile` moves the position).
+    Restore(i64),
+}
+
+#[derive(Debug)]
+pub(crate) struct End {
+    pub(crate) fd: OwnedFd,
+    pub(crate) path: Option<PathBuf>,
+    /// The offset the transfer starts at, or `None` for streams and `O_APPEND` (plain read/write).
+    pub(crate) start: Option<i64>,
+    pub(crate) position: Position,
+}
+
+impl End {
+    pub(crate) fn at(&self, moved: u64) -> Option<i64> {
+        self.start.map(|s| s + moved as i64)
+    }
+}
+
+/// Opens without blocking on FIFOs (a FIFO with no peer would otherwise hang the open forever), then
+/// restores blocking mode: sendfile and splice treat `O_NONBLOCK` on the source as "do not wait".
+pub(crate) fn open_nonblocking(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd> {
+    let fd = file::open(path, flags | OFlag::O_NONBLOCK, mode)?;
+    file::set_nonblocking(&fd, false).map_err(|e| e.with_path(path))?;
+    Ok(fd)
+}
+
+/// Where a transfer starts on one end, and what happens to that end's position afterwards.
+pub(crate) fn start_of(
+    fd: &OwnedFd,
+    offset: Option<u64>,
+    owned: bool,
+    syscall: &'static str,
+) -> Result<(Option<i64>, Position)> {
+    let current = match file::lseek(fd, 0, Whence::SeekCur) {
+        Ok(pos) => pos,
+        Err(e) if e.errno() == Errno::ESPIPE => {
+            // A pipe, socket or tty: no offsets, plain read/write in stream order.
+            return match offset {
+                Some(_) => Err(Error::new(Errno::ESPIPE, syscall)
+                    .with_detail("an offset was given for a stream that cannot seek")),
+                None => Ok((None, Position::Leave)),
+            };
+        }
+        Err(e) => return Err(e),
+    };
+    let offset =
+        offset.map(|o| i64::try_from(o).map_err(|_| Error::new(Errno::EOVERFLOW, syscall)));
+    Ok(match (offset.transpose()?, owned) {
+        (Some(at), true) => (Some(at), Position::Leave),
+        (Some(at), false) => (Some(at), Position::Restore(current)),
+        (None, true) => (Some(0), Position::Leave),
+        (None, false) => (Some(current), Position::Advance),
+    })
+}
+
+/// Leaves an fd's position as documented once the transfer has ended. Best effort: a seekable fd
+/// cannot fail to seek to a valid offset, and the transfer's outcome matters more.
+pub(crate) fn settle(end: &End, moved: u64) {
+    let target = match end.position {
+        Position::Leave => return,
+        Position::Advance => end.at(moved),
+        Position::Restore(pos) => Some(pos),
+    };
+    if let Some(pos) = target {
+        let _ = file::lseek(&end.fd, pos, Whence::SeekSet);
+    }
+}

@@ -1,0 +1,149 @@
+//! Waiting for sockets without holding a thread: readiness through tokio's reactor, and cancellation.
+//!
+//! libuv owns every socket Node hands us and keeps it non-blocking. A transfer that meets `EAGAIN`
+//! (the peer is not reading) registers a duplicate of the fd with tokio's epoll reactor and sleeps
+//! until the kernel reports it writable (or readable), so thousands of stalled transfers cost no
+//! thread — in particular none of libuv's four pool threads, which every `fs` call in the process
+//! shares. A [`Cancel`] wakes a sleeping transfer at once (AbortSignal, or the socket destroyed).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+
+/// Why a transfer was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The caller's AbortSignal fired.
+    Aborted,
+    /// The socket was destroyed on the JavaScript side while the transfer ran.
+    Destroyed,
+}
+
+/// A cancellation flag that wakes waiting transfers. Cheap to clone; all clones share one flag.
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    tx: watch::Sender<Option<CancelReason>>,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel {
+            tx: watch::Sender::new(None),
+        }
+    }
+}
+
+impl Cancel {
+    /// A fresh, uncancelled flag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels (the first reason wins) and wakes every waiter.
+    pub fn cancel(&self, reason: CancelReason) {
+        self.tx.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// The reason, if cancelled.
+    pub fn reason(&self) -> Option<CancelReason> {
+        *self.tx.borrow()
+    }
+
+    /// Resolves once cancelled.
+    pub async fn cancelled(&self) -> CancelReason {
+        let mut rx = self.tx.subscribe();
+        loop {
+            if let Some(reason) = *rx.borrow_and_update() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives in `self`, so this cannot happen; wait forever rather than spin.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// A file descriptor registered with the reactor of the tokio runtime it was created in.
+#[derive(Debug)]
+pub struct Registered {
+    inner: AsyncFd<OwnedFd>,
+}
+
+impl Registered {
+    /// Registers `fd` for read and write readiness with the current tokio runtime's reactor.
+    /// Outside a runtime it fails with `EINVAL` instead of panicking.
+    pub fn new(fd: OwnedFd) -> Result<Self> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(
+                Error::new(Errno::EINVAL, "epoll_ctl").with_detail("no async runtime to wait in")
+            );
+        }
+        // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open and refers to the same file
+        // description for the AsyncFd's whole life, and OwnedFd::as_raw_fd always returns it.
+        let inner =
+            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }
+                .map_err(|e| io_error(e.into(), "epoll_ctl"))?;
+        Ok(Registered { inner })
+    }
+
+    /// The registered fd.
+    pub fn fd(&self) -> &OwnedFd {
+        self.inner.get_ref()
+    }
+
+    /// Runs `op` until it stops answering `EAGAIN`, sleeping on write readiness in between.
+    pub async fn write_with<T>(&self, op: impl FnMut(&OwnedFd) -> Result<T>) -> Result<T> {
+        self.when_ready(Interest::WRITABLE, op).await
+    }
+
+    /// Runs `op` until it stops answering `EAGAIN`, sleeping on read readiness in between.
+    pub async fn read_with<T>(&self, op: impl FnMut(&OwnedFd) -> Result<T>) -> Result<T> {
+        self.when_ready(Interest::READABLE, op).await
+    }
+
+    async fn when_ready<T>(
+        &self,
+        interest: Interest,
+        mut op: impl FnMut(&OwnedFd) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let mut guard = self
+                .inner
+                .ready(interest)
+                .await
+                .map_err(|e| io_error(e, "epoll_wait"))?;
+            match op(self.inner.get_ref()) {
+                // The readiness was stale: forget it and sleep until the kernel reports it again.
+                Err(e) if e.errno() == Errno::EAGAIN => guard.clear_ready(),
+                other => return other,
+            }
+        }
+    }
+}
+
+impl AsRawFd for Registered {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get_ref().as_raw_fd()
+    }
+}
+
+fn io_error(e: io::Error, syscall: &'static str) -> Error {
+    Error::new(
+        e.raw_os_error().map_or(Errno::EIO, Errno::from_raw),
+        syscall,
+    )
+}

@@ -1,0 +1,43 @@
+//! Socket odds and ends the transfer engines need: what kind of fd this is, and whether a
+//! connection is still alive.
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
+use crate::error::{Result, SyscallExt};
+use crate::sys::file;
+
+/// Whether `fd` is a socket (`fstat` reports `S_IFSOCK`).
+pub fn is_socket(fd: impl AsFd) -> Result<bool> {
+    let st = file::fstat(fd)?;
+    Ok(file::file_type(&st) == nix::sys::stat::SFlag::S_IFSOCK)
+}
+
+/// Whether `fd` is in non-blocking mode (`O_NONBLOCK`), as libuv leaves every socket it owns.
+pub fn is_nonblocking(fd: impl AsFd) -> Result<bool> {
+    Ok(file::status_flags(fd)?.contains(OFlag::O_NONBLOCK))
+}
+
+/// `send(fd, "", 0, MSG_NOSIGNAL | MSG_DONTWAIT)`: asks a stream socket whether it can still send,
+/// without sending anything or raising SIGPIPE.
+///
+/// Answers `Ok(())` for a live connection and the connection's error otherwise: `EPIPE` once it is
+/// shut down or reset (the reset's own `ECONNRESET` is reported once, to whoever reads it first).
+pub fn probe_send(fd: impl AsFd) -> Result<()> {
+    let fd = fd.as_fd();
+    // SAFETY: a zero-length send from a null pointer: the kernel reads no user memory.
+    let ret = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            std::ptr::null(),
+            0,
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    match Errno::result(ret) {
+        Ok(_) | Err(Errno::EAGAIN) => Ok(()),
+        Err(e) => Err(e).syscall("send"),
+    }
+}

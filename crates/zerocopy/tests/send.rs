@@ -1,0 +1,354 @@
+//! The send engine (src/send.rs) on real sockets: Unix socket pairs and TCP on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use zerocopy_io::copy::Source;
+use zerocopy_io::ready::{Cancel, CancelReason};
+use zerocopy_io::send::{SendFile, SendMechanism};
+use zerocopy_io::sys::{file, socket};
+use zerocopy_io::Errno;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn dup(fd: impl AsFd) -> OwnedFd {
+    file::dup_cloexec(fd.as_fd()).unwrap()
+}
+
+/// A reader thread that collects everything until EOF.
+fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).unwrap();
+        out
+    })
+}
+
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (server, client)
+}
+
+#[test]
+fn sends_whole_files_and_windows_over_a_unix_socket() {
+    let dir = disk_dir();
+    let rt = runtime();
+    for size in [1usize, 4095, 65_535, (1 << 20) + 1, 5 << 20] {
+        let (path, data) = make_file(dir.path(), "f", size, size as u64);
+        for (offset, length) in [
+            (None, None),
+            (Some(1), None),
+            (Some(size as u64 / 2), Some(100)),
+            (None, Some(size as u64 + 7)),
+        ] {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            theirs.set_nonblocking(false).unwrap();
+            let reader = collect(theirs);
+            let sent = rt.block_on(async {
+                let mut send =
+                    SendFile::open(dup(&ours), Source::path(&path), offset, length).unwrap();
+                assert_eq!(send.mechanism(), SendMechanism::Sendfile);
+                while !send.step(u64::MAX, &Cancel::new()).await.unwrap() {}
+                send.bytes()
+            });
+            drop(ours);
+            let got = reader.join().unwrap();
+            let start = offset.unwrap_or(0) as usize;
+            let end = length.map_or(size, |l| (start + l as usize).min(size));
+            assert_eq!(
+                sent as usize,
+                end - start,
+                "size {size} offset {offset:?} length {length:?}"
+            );
+            assert_eq!(
+                got,
+                data[start..end],
+                "size {size} offset {offset:?} length {length:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn waits_for_a_slow_tcp_reader_and_moves_in_bounded_steps() {
+    let dir = disk_dir();
+    let (path, data) = make_file(dir.path(), "f", 24 << 20, 3);
+    let (server, client) = tcp_pair();
+    let reader = std::thread::spawn(move || {
+        let mut client = client;
+        std::thread::sleep(Duration::from_millis(200)); // let the sender fill the socket and wait
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).unwrap();
+        out
+    });
+    let rt = runtime();
+    let steps = rt.block_on(async {
+        let mut send = SendFile::open(dup(&server), Source::path(&path), None, None).unwrap();
+        let mut steps = 0;
+        while !send.step(1 << 20, &Cancel::new()).await.unwrap() {
+            steps += 1;
+        }
+        assert_eq!(send.bytes(), 24 << 20);
+        steps
+    });
+    drop(server);
+    assert!(steps >= 20, "{steps} steps of at most 1 MiB");
+    assert_eq!(reader.join().unwrap(), data);
+}
+
+#[test]
+fn cancel_wakes_a_send_waiting_on_a_reader_that_never_reads() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 64 << 20, 4);
+    let (server, _client) = tcp_pair();
+    let rt = runtime();
+    rt.block_on(async {
+        let cancel = Cancel::new();
+        let mut send = SendFile::open(dup(&server), Source::path(&path), None, None).unwrap();
+        let canceller = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            canceller.cancel(CancelReason::Aborted);
+        });
+        let started = Instant::now();
+        let err = send.step(u64::MAX, &cancel).await.unwrap_err();
+        assert_eq!(err.code(), "ABORT_ERR");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            send.bytes() > 0 && send.bytes() < 64 << 20,
+            "{} bytes before the reader's window filled",
+            send.bytes()
+        );
+        assert!(send.is_finished());
+    });
+}
+
+#[test]
+fn a_destroyed_but_live_socket_and_a_reset_peer_are_told_apart() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 64 << 20, 5);
+    let rt = runtime();
+    // Live connection, destroyed on "the JS side": ERR_STREAM_DESTROYED.
+    let (server, _client) = tcp_pair();
+    rt.block_on(async {
+        let cancel = Cancel::new();
+        cancel.cancel(CancelReason::Destroyed);
+        let mut send = SendFile::open(dup(&server), Source::path(&path), None, None).unwrap();
+        let err = send.step(u64::MAX, &cancel).await.unwrap_err();
+        assert_eq!(err.code(), "ERR_STREAM_DESTROYED");
+    });
+    // The peer went away: its error, not ours.
+    let (server, client) = tcp_pair();
+    drop(client);
+    std::thread::sleep(Duration::from_millis(50));
+    rt.block_on(async {
+        let cancel = Cancel::new();
+        let mut send = SendFile::open(dup(&server), Source::path(&path), None, None).unwrap();
+        let err = send.step(u64::MAX, &cancel).await.unwrap_err();
+        assert!(
+            matches!(err.errno(), Errno::EPIPE | Errno::ECONNRESET),
+            "{err}"
+        );
+        assert_eq!(err.syscall(), "sendfile");
+    });
+}
+
+#[test]
+fn a_peer_that_resets_mid_transfer_ends_the_send_with_its_error() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 64 << 20, 6);
+    let (server, client) = tcp_pair();
+    let reader = std::thread::spawn(move || {
+        let mut client = client;
+        let mut buf = vec![0; 1 << 20];
+        let mut got = 0;
+        while got < 4 << 20 {
+            got += client.read(&mut buf).unwrap();
+        }
+        // SO_LINGER 0: close sends RST instead of FIN.
+        socket2_linger_zero(&client);
+        drop(client);
+        got
+    });
+    let rt = runtime();
+    rt.block_on(async {
+        let mut send = SendFile::open(dup(&server), Source::path(&path), None, None).unwrap();
+        let err = send.step(u64::MAX, &Cancel::new()).await.unwrap_err();
+        assert!(
+            matches!(err.errno(), Errno::EPIPE | Errno::ECONNRESET),
+            "{err}"
+        );
+        assert!(send.bytes() >= 4 << 20 && send.bytes() < 64 << 20);
+    });
+    reader.join().unwrap();
+}
+
+fn socket2_linger_zero(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket fd and a correctly sized, initialised linger struct.
+    let ret = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(ret, 0);
+}
+
+#[test]
+fn a_file_truncated_mid_send_is_reported_with_the_bytes_sent() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 32 << 20, 7);
+    let (server, client) = tcp_pair();
+    let truncate_path = path.clone();
+    let reader = std::thread::spawn(move || {
+        let mut client = client;
+        let mut buf = vec![0; 1 << 20];
+        let mut got = 0;
+        while got < 2 << 20 {
+            got += client.read(&mut buf).unwrap();
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&truncate_path)
+            .unwrap()
+            .set_len(3 << 20)
+            .unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        got + rest.len()
+    });
+    let rt = runtime();
+    let sent = rt.block_on(async {
+        let mut send = SendFile::open(dup(&server), Source::path(&path), None, None).unwrap();
+        let err = send.step(u64::MAX, &Cancel::new()).await.unwrap_err();
+        assert_eq!(err.code(), "ERR_FILE_TRUNCATED");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        assert_eq!(err.path(), Some(path.as_path()));
+        send.bytes()
+    });
+    drop(server);
+    let received = reader.join().unwrap();
+    assert_eq!(received as u64, sent, "every byte counted reached the peer");
+    assert!((2 << 20..32 << 20).contains(&sent));
+}
+
+#[test]
+fn file_positions_and_blocking_sockets_are_left_as_documented() {
+    let dir = disk_dir();
+    let (path, data) = make_file(dir.path(), "f", 10_000, 8);
+    let rt = runtime();
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    assert!(!socket::is_nonblocking(&ours).unwrap());
+    let reader = collect(theirs);
+    let mut f = open_read(&path);
+    seek(&mut f, 100);
+    rt.block_on(async {
+        let mut send =
+            SendFile::open(dup(&ours), Source::fd(&f).unwrap(), None, Some(900)).unwrap();
+        assert!(send.step(u64::MAX, &Cancel::new()).await.unwrap());
+        let mut send =
+            SendFile::open(dup(&ours), Source::fd(&f).unwrap(), Some(0), Some(10)).unwrap();
+        assert!(send.step(u64::MAX, &Cancel::new()).await.unwrap());
+    });
+    assert_eq!(position(&mut f), 1000, "advanced by the first send only");
+    assert!(
+        !socket::is_nonblocking(&ours).unwrap(),
+        "blocking mode restored"
+    );
+    drop(ours);
+    let got = reader.join().unwrap();
+    assert_eq!(got[..900], data[100..1000]);
+    assert_eq!(got[900..], data[..10]);
+}
+
+#[test]
+fn procfs_files_go_through_a_buffer() {
+    let rt = runtime();
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let reader = collect(theirs);
+    let sent = rt.block_on(async {
+        let mut send =
+            SendFile::open(dup(&ours), Source::path("/proc/self/status"), None, None).unwrap();
+        assert_eq!(send.mechanism(), SendMechanism::ReadWrite);
+        assert_eq!(send.total(), None);
+        while !send.step(u64::MAX, &Cancel::new()).await.unwrap() {}
+        send.bytes()
+    });
+    drop(ours);
+    let got = reader.join().unwrap();
+    assert_eq!(got.len() as u64, sent);
+    assert!(got.starts_with(b"Name:"));
+}
+
+#[test]
+fn bad_ends_are_refused_before_sending() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 10, 9);
+    let rt = runtime();
+    rt.block_on(async {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let err = SendFile::open(dup(&ours), Source::path(dir.path()), None, None).unwrap_err();
+        assert_eq!(err.errno(), Errno::EISDIR);
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let err = SendFile::open(dup(&ours), Source::Fd(r), None, None).unwrap_err();
+        assert_eq!(err.errno(), Errno::EINVAL);
+        assert!(err.to_string().contains("regular file"), "{err}");
+        let regular = open_write(&dir.path().join("out"));
+        let err = SendFile::open(dup(&regular), Source::path(&path), None, None).unwrap_err();
+        assert_eq!(err.errno(), Errno::EINVAL);
+        assert!(err.to_string().contains("copyFile"), "{err}");
+        let err = SendFile::open(
+            dup(&ours),
+            Source::path(dir.path().join("missing")),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.errno(), Errno::ENOENT);
+    });
+    // Outside a runtime: an error, not a panic.
+    let (ours, _theirs) = UnixStream::pair().unwrap();
+    let err = SendFile::open(dup(&ours), Source::path(&path), None, None).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL);
+}
+
+#[test]
+fn an_empty_range_is_done_at_once() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 10, 10);
+    let rt = runtime();
+    let (ours, mut theirs) = UnixStream::pair().unwrap();
+    rt.block_on(async {
+        let mut send = SendFile::open(dup(&ours), Source::path(&path), Some(10), None).unwrap();
+        assert!(send.is_finished());
+        assert!(send.step(u64::MAX, &Cancel::new()).await.unwrap());
+        assert_eq!(send.bytes(), 0);
+    });
+    drop(ours);
+    theirs.write_all(b"").unwrap();
+    let mut rest = Vec::new();
+    theirs.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}

@@ -1,0 +1,286 @@
+/**
+ * Sending files into sockets: `sendFile`.
+ */
+import { fstat, read, type Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+
+import { abortError, AbortError, invalidArgType, withBytes, type ErrnoError } from './errors.js';
+import { resolveFile, type FileArg, type Resolved } from './fd.js';
+import { native, type SendProgress } from './native.js';
+import { onAbort } from './signal.js';
+import { socketFd, takeOver, type Hold } from './takeover.js';
+import * as check from './validate.js';
+
+/**
+ * How the bytes travelled: `'sendfile'` (page cache to socket inside the kernel), `'readwrite'` (read
+ * into memory and written: small files, where that is cheaper, and procfs-like files), or `'stream'`
+ * (Node streams: TLS sockets, whose bytes must be encrypted in user space).
+ */
+export type SendMechanism = 'sendfile' | 'readwrite' | 'stream';
+
+/** Options of {@link sendFile}. */
+export interface SendFileOptions {
+  /** Where to start reading the file. Default: 0 for a path; an fd's or FileHandle's position (which then advances). */
+  offset?: number;
+  /** The most bytes to send. Default: to the end of the file (as large as it was when the send started). */
+  length?: number;
+  /** Stops the send; the promise rejects with an `AbortError`. Bytes already sent stay sent. */
+  signal?: AbortSignal;
+  /** Called as bytes reach the socket, with the bytes sent so far and the total; the last call is `(bytes, bytes)`. */
+  onProgress?: (bytesSent: number, total: number) => void;
+}
+
+/** What a send did. */
+export interface SendResult {
+  /** Bytes that reached the socket. */
+  bytes: number;
+  mechanism: SendMechanism;
+}
+
+/**
+ * Below this size a file is read into memory and written with one `socket.write`: the kernel path's
+ * fixed costs (flushing Node's queue, a native hop, waking the promise) outweigh one copy of a small
+ * file. Measured with bench/socket.mjs --small; see the README.
+ */
+export const SMALL_FILE_LIMIT = 64 * 1024;
+
+/** Bytes per step when someone is watching (signal or progress). */
+const WATCHED_STEP = 8 * 1024 * 1024;
+
+/** Chunk size of the stream fallback. */
+const STREAM_CHUNK = 256 * 1024;
+
+interface Plan {
+  file: Resolved;
+  offset: number | undefined;
+  length: number | undefined;
+  signal: AbortSignal | undefined;
+  onProgress: ((bytesSent: number, total: number) => void) | undefined;
+}
+
+function isSocket(value: unknown): value is Socket {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Socket).write === 'function' &&
+    typeof (value as Socket).destroy === 'function' &&
+    'writableLength' in value
+  );
+}
+
+/** Turns a failure into the documented error: AbortError for aborts, bytesTransferred on everything. */
+function failure(err: unknown, bytes: number, signal: AbortSignal | undefined): unknown {
+  const converted = withBytes(err, bytes);
+  if (converted instanceof AbortError && signal?.aborted) {
+    const abort = abortError(signal);
+    abort.bytesTransferred = bytes;
+    return abort;
+  }
+  return converted;
+}
+
+/**
+ * Sends a file (or a window of it) into a socket with `sendfile(2)`: no byte passes through
+ * JavaScript. Waiting for a slow reader holds no thread (the socket is watched by an epoll reactor),
+ * so thousands of stalled sends cost nothing and never block `fs` calls elsewhere in the process.
+ *
+ * With a `net.Socket` (TCP or Unix domain), everything already written to it — headers, earlier
+ * `write()`s, a corked socket's buffer — reaches the wire first; writes (and `end()`) made during the
+ * send are held and follow it in order; consecutive `sendFile` calls keep their order. Reading from
+ * the socket goes on as usual. TLS sockets fall back to a Node stream (`mechanism: 'stream'`).
+ *
+ * Rejects with the socket's error (`EPIPE`, `ECONNRESET`) if the peer goes away, `ERR_FILE_TRUNCATED` if
+ * the file shrinks while it is sent, `ERR_STREAM_DESTROYED` if the socket is destroyed meanwhile, and
+ * `AbortError` on abort — each with `bytesTransferred`. The socket is left open in every case.
+ *
+ * @example
+ * const { bytes } = await sendFile(socket, '/srv/video.mp4', { offset: 1024, length: 1 << 20 });
+ */
+export async function sendFile(socket: Socket | number, file: FileArg, options?: SendFileOptions): Promise<SendResult> {
+  const o = check.options<SendFileOptions>(options);
+  const plan: Plan = {
+    file: resolveFile(file, 'file'),
+    offset: check.optionalInteger(o.offset, 'options.offset'),
+    length: check.optionalInteger(o.length, 'options.length'),
+    signal: check.optionalSignal(o.signal, 'options.signal'),
+    onProgress: check.optionalFunction<(bytesSent: number, total: number) => void>(o.onProgress, 'options.onProgress'),
+  };
+  if (typeof socket === 'number') return sendNative(check.fd(socket, 'socket'), undefined, plan);
+  if (!isSocket(socket)) throw invalidArgType('socket', 'an instance of net.Socket or an fd number', socket);
+  if (plan.signal?.aborted) throw failure(abortError(plan.signal), 0, plan.signal);
+  if (socket.destroyed || socket.writableEnded) {
+    const err = new Error('Cannot send to a socket that has been destroyed or ended') as ErrnoError;
+    err.code = socket.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END';
+    throw failure(err, 0, plan.signal);
+  }
+  // Reserve the socket's place in its write order now, before any await: writes made after this
+  // call must follow the file, writes made before it precede it.
+  const reserved = takeOver(socket, plan.signal);
+  let hold: Hold;
+  try {
+    hold = await reserved;
+  } catch (err) {
+    throw failure(err, 0, plan.signal);
+  }
+  try {
+    if (socket.connecting) await connected(socket);
+    if ((socket as { encrypted?: boolean }).encrypted) return await sendStream(hold, plan);
+    const small = await smallFile(plan);
+    if (small !== undefined) return await sendSmall(hold, small, plan);
+    const fd = socketFd(socket);
+    if (fd === undefined) {
+      const err = new Error('The socket has no file descriptor (destroyed?)') as ErrnoError;
+      err.code = 'ERR_STREAM_DESTROYED';
+      throw failure(err, 0, plan.signal);
+    }
+    return await sendNative(fd, socket, plan);
+  } finally {
+    hold.release();
+  }
+}
+
+function connected(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onConnect = (): void => {
+      socket.off('error', onError);
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      socket.off('connect', onConnect);
+      reject(err);
+    };
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+  });
+}
+
+/** The native path: a SendJob stepping on the tokio runtime; the socket's 'close' and the signal cancel it. */
+async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): Promise<SendResult> {
+  const { signal, onProgress } = plan;
+  if (signal?.aborted) throw failure(abortError(signal), 0, signal);
+  let job: InstanceType<typeof native.SendJob>;
+  try {
+    job = new native.SendJob({ socketFd: fd, filePath: plan.file.path, fileFd: plan.file.fd, offset: plan.offset, length: plan.length });
+  } catch (err) {
+    throw failure(err, 0, signal);
+  }
+  const onClose = (): void => job.cancel('destroyed');
+  const unsubscribe = onAbort(signal, () => job.cancel('abort'));
+  socket?.once('close', onClose);
+  const budget = signal || onProgress ? WATCHED_STEP : Infinity;
+  try {
+    for (;;) {
+      const p: SendProgress = await job.step(budget);
+      if (p.done) {
+        onProgress?.(p.bytes, p.bytes);
+        return { bytes: p.bytes, mechanism: p.mechanism as SendMechanism };
+      }
+      onProgress?.(p.bytes, Math.max(p.total ?? p.bytes, p.bytes));
+      if (signal?.aborted) throw abortError(signal);
+    }
+  } catch (err) {
+    throw failure(err, job.bytes, signal);
+  } finally {
+    unsubscribe();
+    socket?.off('close', onClose);
+    job.close();
+  }
+}
+
+interface SmallFile {
+  handle: FileHandle;
+  start: number;
+  length: number;
+}
+
+/** Opens the file and returns it when the range to send is under {@link SMALL_FILE_LIMIT}. */
+async function smallFile(plan: Plan): Promise<SmallFile | undefined> {
+  // Only paths are probed here: an fd's position semantics belong to the native path.
+  const path = plan.file.path;
+  if (path === undefined) return undefined;
+  let st;
+  try {
+    st = await stat(path);
+  } catch {
+    return undefined; // let the native path report the error with its full shape
+  }
+  if (!st.isFile() || st.size === 0) return undefined;
+  const start = plan.offset ?? 0;
+  const length = Math.max(0, Math.min(plan.length ?? Infinity, st.size - start));
+  if (length >= SMALL_FILE_LIMIT) return undefined;
+  try {
+    return { handle: await open(path, 'r'), start, length };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Small files: one read into memory, one `socket.write`. */
+async function sendSmall(hold: Hold, small: SmallFile, plan: Plan): Promise<SendResult> {
+  const { signal, onProgress } = plan;
+  try {
+    const buf = Buffer.allocUnsafe(small.length);
+    let got = 0;
+    while (got < small.length) {
+      const { bytesRead } = await small.handle.read(buf, got, small.length - got, small.start + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got < small.length) {
+      const err = new Error(`the file ended at byte ${small.start + got} while sending bytes ${small.start}..${small.start + small.length} (was it truncated?)`) as ErrnoError;
+      err.code = 'ERR_FILE_TRUNCATED';
+      throw err;
+    }
+    if (signal?.aborted) throw abortError(signal);
+    await hold.write(buf);
+    onProgress?.(got, got);
+    return { bytes: got, mechanism: 'readwrite' };
+  } catch (err) {
+    throw failure(err, 0, signal);
+  } finally {
+    await small.handle.close();
+  }
+}
+
+/**
+ * TLS and other sockets without a usable fd: read chunks and write them through the stream, with
+ * backpressure. Positions follow the native path: a path starts at `offset ?? 0`; an fd without
+ * `offset` is read from (and advances) its own position.
+ */
+async function sendStream(hold: Hold, plan: Plan): Promise<SendResult> {
+  const { signal, onProgress } = plan;
+  let handle: FileHandle | undefined;
+  let sent = 0;
+  try {
+    if (plan.file.path !== undefined) handle = await open(plan.file.path, 'r');
+    const fd = handle ? handle.fd : (plan.file.fd as number);
+    const st = await new Promise<Stats>((res, rej) => fstat(fd, (e, s) => (e ? rej(e) : res(s))));
+    // With a known start (a path, or an explicit offset) the regular file's size bounds the send.
+    const start = plan.offset ?? (handle ? 0 : undefined);
+    const bounded = st.isFile() && st.size > 0 && start !== undefined;
+    const total = bounded ? Math.max(0, Math.min(plan.length ?? Infinity, st.size - start)) : (plan.length ?? Infinity);
+    const buf = Buffer.allocUnsafe(Math.min(STREAM_CHUNK, Math.max(1, total)));
+    while (sent < total) {
+      if (signal?.aborted) throw abortError(signal);
+      const want = Math.min(buf.length, total - sent);
+      const position = start === undefined ? null : start + sent;
+      const bytesRead = await new Promise<number>((res, rej) => read(fd, buf, 0, want, position, (e, n) => (e ? rej(e) : res(n))));
+      if (bytesRead === 0) {
+        if (!bounded) break;
+        const err = new Error(`the file ended at byte ${(start ?? 0) + sent} while sending bytes ${start}..${(start ?? 0) + total} (was it truncated?)`) as ErrnoError;
+        err.code = 'ERR_FILE_TRUNCATED';
+        throw err;
+      }
+      await hold.write(Buffer.from(buf.subarray(0, bytesRead)));
+      sent += bytesRead;
+      onProgress?.(sent, Math.max(bounded ? total : sent, sent));
+    }
+    if (sent === 0) onProgress?.(0, 0);
+    return { bytes: sent, mechanism: 'stream' };
+  } catch (err) {
+    throw failure(err, sent, signal);
+  } finally {
+    await handle?.close();
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Taking a net.Socket's fd away from Node for the length of a native transfer, in write order.
+ *
+ * The kernel sees one byte stream per socket, so a native transfer must happen exactly where the
+ * caller asked for it in the socket's write order: after everything written before the call (even
+ * bytes still queued in Node or held by `cork()`), before everything written after it (including
+ * `end()`), and in call order with other transfers.
+ *
+ * The mechanism: each transfer writes a unique empty Buffer (its *marker*) to the socket at call time,
+ * so Writable queues it exactly in write order. A per-socket {@link Gate} wraps the socket's `_write`
+ * and `_writev` — the hooks Writable calls, one at a time, to hand data to the handle — and forwards
+ * chunks unchanged until it meets a marker. There it stops (Writable queues everything behind it),
+ * starts that transfer, and forwards again only once the transfer releases the socket. A `_writev`
+ * batch is split around its markers. `end()` needs no hook: Writable calls `_final` only after every
+ * write callback, and the gate calls back for a marker only after its transfer is done.
+ *
+ * Reading is untouched: the socket keeps delivering incoming data (keep-alive, the next request).
+ */
+import type { Socket } from 'node:net';
+
+import { abortError } from './errors.js';
+import { onAbort } from './signal.js';
+
+/** The socket, held for one transfer. */
+export interface Hold {
+  /** Writes through the held socket (bypassing the hold), resolving once the bytes are in the kernel. */
+  write(chunk: Buffer): Promise<void>;
+  /** Gives the socket back: data written behind the transfer flows again, in order. Idempotent. */
+  release(): void;
+}
+
+interface Chunk {
+  chunk: unknown;
+  encoding: BufferEncoding | 'buffer';
+}
+type Callback = (err?: Error | null) => void;
+type WriteHook = (chunk: unknown, encoding: BufferEncoding | 'buffer', cb: Callback) => void;
+type WritevHook = (chunks: Chunk[] & { allBuffers?: boolean }, cb: Callback) => void;
+
+interface Ticket {
+  marker: Buffer;
+  /** Called when the gate reaches the marker: everything before it is in the kernel. */
+  start: () => void;
+  /** Called if the socket failed before the marker was reached. */
+  fail: (err: Error) => void;
+  /** Resolves when the transfer releases the socket. */
+  released: Promise<void>;
+  release: () => void;
+}
+
+const gates = new WeakMap<Socket, Gate>();
+
+class Gate {
+  private readonly tickets = new Map<Buffer, Ticket>();
+  private readonly write: WriteHook;
+  private readonly writev: WritevHook | undefined;
+  private readonly own: Map<'_write' | '_writev', PropertyDescriptor | undefined>;
+
+  constructor(private readonly socket: Socket) {
+    const target = socket as unknown as { _write: WriteHook; _writev?: WritevHook };
+    this.own = new Map([
+      ['_write', Object.getOwnPropertyDescriptor(socket, '_write')],
+      ['_writev', Object.getOwnPropertyDescriptor(socket, '_writev')],
+    ]);
+    this.write = target._write.bind(socket);
+    this.writev = target._writev?.bind(socket);
+    target._write = (chunk, encoding, cb) => this.run([{ chunk, encoding }], cb);
+    if (this.writev) target._writev = (chunks, cb) => this.run(chunks, cb);
+  }
+
+  add(ticket: Ticket): void {
+    this.tickets.set(ticket.marker, ticket);
+  }
+
+  remove(ticket: Ticket): void {
+    this.tickets.delete(ticket.marker);
+    this.retireIfIdle();
+  }
+
+  /** Writes straight to the handle, past the hold: for the transfer that holds the socket. */
+  writeThrough(chunk: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => this.forward([{ chunk, encoding: 'buffer' }], (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Forwards `chunks` up to the next marker, runs that transfer, and continues; then calls back. */
+  private run(chunks: Chunk[], cb: Callback): void {
+    const at = chunks.findIndex((c) => Buffer.isBuffer(c.chunk) && this.tickets.has(c.chunk));
+    if (at < 0) {
+      this.forward(chunks, cb);
+      this.retireIfIdle();
+      return;
+    }
+    const ticket = this.tickets.get(chunks[at]?.chunk as Buffer) as Ticket;
+    this.forward(chunks.slice(0, at), (err) => {
+      if (err) {
+        ticket.fail(err);
+        return cb(err);
+      }
+      ticket.start();
+      void ticket.released.then(() => {
+        this.tickets.delete(ticket.marker);
+        this.run(chunks.slice(at + 1), cb);
+      });
+    });
+  }
+
+  forward(chunks: Chunk[], cb: Callback): void {
+    if (chunks.length === 0) return cb();
+    const [only] = chunks;
+    if (chunks.length === 1 && only) return this.write(only.chunk, only.encoding, cb);
+    if (!this.writev) {
+      // No _writev: one chunk at a time.
+      const [first, ...rest] = chunks as [Chunk, ...Chunk[]];
+      return this.write(first.chunk, first.encoding, (err) => (err ? cb(err) : this.forward(rest, cb)));
+    }
+    const batch = chunks as Chunk[] & { allBuffers?: boolean };
+    batch.allBuffers = chunks.every((c) => Buffer.isBuffer(c.chunk));
+    this.writev(batch, cb);
+  }
+
+  /** With no transfer outstanding, gives the socket its own hooks back. */
+  private retireIfIdle(): void {
+    if (this.tickets.size > 0 || gates.get(this.socket) !== this) return;
+    gates.delete(this.socket);
+    const target = this.socket as unknown as Record<string, unknown>;
+    for (const [name, descriptor] of this.own) {
+      if (descriptor) Object.defineProperty(this.socket, name, descriptor);
+      else delete target[name];
+    }
+  }
+}
+
+/** The OS fd behind a connected net.Socket, or undefined (not connected, TLS, or destroyed). */
+export function socketFd(socket: Socket): number | undefined {
+  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  const fd = handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * Reserves the socket's current place in its write order — synchronously, at call time — and resolves
+ * once every byte written before this call is in the kernel; Node then writes nothing more until
+ * {@link Hold.release}. Rejects if the socket fails first, or with an AbortError if `signal` fires
+ * while earlier writes are still waiting for the peer (the reserved place is then skipped).
+ */
+export function takeOver(socket: Socket, signal?: AbortSignal): Promise<Hold> {
+  let gate = gates.get(socket);
+  if (!gate) {
+    gate = new Gate(socket);
+    gates.set(socket, gate);
+  }
+  const theGate = gate;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let settled = false;
+  return new Promise<Hold>((resolve, reject) => {
+    const unsubscribe = onAbort(signal, () => {
+      if (settled) return;
+      settled = true;
+      reject(abortError(signal as AbortSignal));
+    });
+    const ticket: Ticket = {
+      marker: Buffer.alloc(0),
+      start: () => {
+        unsubscribe();
+        if (settled) return release(); // aborted while waiting: skip this place
+        settled = true;
+        resolve({ write: (chunk) => theGate.writeThrough(chunk), release });
+      },
+      fail: (err) => {
+        unsubscribe();
+        theGate.remove(ticket);
+        if (settled) return;
+        settled = true;
+        reject(err);
+      },
+      released,
+      release,
+    };
+    theGate.add(ticket);
+    socket.write(ticket.marker, (err) => {
+      if (err) ticket.fail(err);
+    });
+    // Bytes written under cork() were written before this call: they go first.
+    while (socket.writableCorked > 0) socket.uncork();
+  });
+}
