@@ -10,6 +10,8 @@ export { copyFile, copyFileSync } from './copy.js';
 export type { CopyMechanism, CopyOptions, CopyResult, ReflinkMode } from './copy.js';
 export { sendFile, SMALL_FILE_LIMIT } from './socket.js';
 export type { SendFileOptions, SendMechanism, SendResult } from './socket.js';
+export { serveFile } from './http.js';
+export type { ServeFileOptions, ServeResult } from './http.js';
 export { capabilities, capabilitiesSync } from './capabilities.js';
 export type { Capabilities, DirectIoAlignment, FilesystemCapabilities } from './capabilities.js';
 export { AbortError, isErrnoError } from './errors.js';

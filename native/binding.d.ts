@@ -116,6 +116,12 @@ export interface NativeFsCapabilities {
   directIoAlignment?: NativeDirectIoAlignment
 }
 
+/**
+ * Opens `path` read-only beneath the directory `root` (openat2 RESOLVE_BENEATH) on the thread pool.
+ * Resolves to a raw fd that the caller must close.
+ */
+export declare function openBeneath(root: Buffer, path: Buffer): Promise<number>
+
 /** `FICLONE` (or `FICLONERANGE` with a range) on the thread pool. */
 export declare function reflink(fdIn: number, fdOut: number, range?: ReflinkRange | undefined | null): Promise<void>
 

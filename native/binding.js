@@ -841,6 +841,7 @@ module.exports.capabilities = nativeBinding.capabilities
 module.exports.capabilitiesSync = nativeBinding.capabilitiesSync
 module.exports.copyFileRange = nativeBinding.copyFileRange
 module.exports.copyFileRangeSync = nativeBinding.copyFileRangeSync
+module.exports.openBeneath = nativeBinding.openBeneath
 module.exports.reflink = nativeBinding.reflink
 module.exports.reflinkSync = nativeBinding.reflinkSync
 module.exports.sendfile = nativeBinding.sendfile

@@ -22,7 +22,8 @@ const common = {
 rmSync('dist', { recursive: true, force: true });
 
 // "#native" (package.json "imports") stays a runtime require of the generated CommonJS loader.
-await build({ ...common, entryPoints: ['js/index.ts'], outfile: 'dist/index.cjs', format: 'cjs', external: ['#native'] });
+// Dependencies (pillarjs helpers) stay external: installed by npm, visible to audits.
+await build({ ...common, entryPoints: ['js/index.ts'], outfile: 'dist/index.cjs', format: 'cjs', external: ['#native'], packages: 'external' });
 writeFileSync('dist/index.mjs', "export * from './index.cjs';\n");
 await build({ ...common, entryPoints: ['js/cli/main.ts'], outfile: 'dist/cli.mjs', format: 'esm', external: ['zerocopy'] });
 

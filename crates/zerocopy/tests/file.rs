@@ -87,3 +87,52 @@ fn a_short_write_reports_how_much_reached_the_file() {
     assert_eq!(err.errno(), Errno::EPIPE);
     assert_eq!(written, 0);
 }
+
+#[test]
+fn open_beneath_never_leaves_the_root() {
+    use std::os::unix::fs::symlink;
+    let dir = disk_dir();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/inside.txt"), b"inside").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), b"secret").unwrap();
+    symlink("../sub/inside.txt", root.join("sub/link-in")).unwrap();
+    symlink(dir.path().join("secret.txt"), root.join("link-out-abs")).unwrap();
+    symlink("../secret.txt", root.join("link-out-rel")).unwrap();
+
+    let read_all = |fd: std::os::fd::OwnedFd| {
+        let mut buf = [0u8; 64];
+        let n = file::read_at(&fd, &mut buf, Some(0)).unwrap();
+        buf[..n].to_vec()
+    };
+    let rel = std::path::Path::new;
+    assert_eq!(
+        read_all(file::open_beneath(&root, rel("sub/inside.txt")).unwrap()),
+        b"inside"
+    );
+    assert_eq!(
+        read_all(file::open_beneath(&root, rel("sub/link-in")).unwrap()),
+        b"inside",
+        "symlinks inside are followed"
+    );
+    assert_eq!(
+        read_all(file::open_beneath(&root, rel("sub/../sub/inside.txt")).unwrap()),
+        b"inside"
+    );
+    for escape in [
+        "../secret.txt",
+        "sub/../../secret.txt",
+        "/etc/passwd",
+        "link-out-abs",
+        "link-out-rel",
+        "/proc/self/root/etc/passwd",
+    ] {
+        let err = file::open_beneath(&root, rel(escape)).unwrap_err();
+        assert_eq!(err.errno(), Errno::EXDEV, "{escape}: {err}");
+        assert_eq!(err.path(), Some(rel(escape)));
+    }
+    let err = file::open_beneath(&root, rel("sub/missing")).unwrap_err();
+    assert_eq!(err.errno(), Errno::ENOENT);
+    let err = file::open_beneath(&dir.path().join("no-root"), rel("x")).unwrap_err();
+    assert_eq!(err.errno(), Errno::ENOENT);
+}

@@ -12,6 +12,7 @@
 mod copy;
 mod copy_range;
 mod error;
+mod file;
 mod probe;
 mod reflink;
 mod send;

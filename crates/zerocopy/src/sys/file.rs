@@ -5,6 +5,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::fcntl::{self, FcntlArg, OFlag};
 use nix::sys::stat::{self, FileStat, Mode, SFlag};
 use nix::unistd::{self, Whence};
@@ -21,6 +22,51 @@ pub fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd> {
         .map_err(|e| e.with_path(path))
 }
 
+/// Opens `path` read-only strictly beneath the directory `root`: `openat2(2)` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_MAGICLINKS`, so neither `..`, an absolute path nor a symlink can lead outside `root`
+/// (symlinks that stay inside are followed). Escapes fail with `EXDEV`.
+///
+/// On kernels without `openat2` (before 5.6) the file is opened normally and its real path, read
+/// back from `/proc/self/fd`, must lie under `root`'s real path, else `EXDEV`. A FIFO does not block
+/// the open. Errors carry `path` (the relative path asked for).
+#[doc(alias = "openat2")]
+#[doc(alias = "RESOLVE_BENEATH")]
+pub fn open_beneath(root: &Path, path: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    let root_fd = open(root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())?;
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = match retry_eintr(|| fcntl::openat2(&root_fd, path, how)) {
+        Ok(fd) => fd,
+        Err(Errno::ENOSYS) => open_checked_beneath(root, path, flags)?,
+        Err(e) => return Err(crate::Error::new(e, "openat2").with_path(path)),
+    };
+    set_nonblocking(&fd, false).map_err(|e| e.with_path(path))?;
+    Ok(fd)
+}
+
+fn open_checked_beneath(root: &Path, path: &Path, flags: OFlag) -> Result<OwnedFd> {
+    let escape = || crate::Error::new(Errno::EXDEV, "open").with_path(path);
+    if path.is_absolute() {
+        return Err(escape());
+    }
+    let fd = open(&root.join(path), flags, Mode::empty())?;
+    let real_root = std::fs::canonicalize(root)
+        .map_err(|_| crate::Error::new(Errno::ENOENT, "realpath").with_path(root))?;
+    let real = std::fs::read_link(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ))
+    .map_err(|_| escape())?;
+    if real.starts_with(&real_root) {
+        Ok(fd)
+    } else {
+        Err(escape())
+    }
+}
+
 /// `fcntl(fd, F_DUPFD_CLOEXEC, 3)`: a private duplicate of `fd`.
 ///
 /// Long operations run on a duplicate so that JavaScript closing its fd mid-operation cannot make
@@ -35,7 +81,7 @@ pub fn dup_cloexec(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
 /// Duplicates a raw fd number received from JavaScript. Negative or closed numbers give EBADF.
 pub fn dup_raw(fd: i32) -> Result<OwnedFd> {
     if fd < 0 {
-        return Err(crate::Error::new(nix::errno::Errno::EBADF, "dup"));
+        return Err(crate::Error::new(Errno::EBADF, "dup"));
     }
     // SAFETY: the borrow lasts only for the fcntl call; if `fd` is not open the kernel answers EBADF
     // and nothing is dereferenced.
@@ -120,7 +166,7 @@ pub fn write_all_at(
         let at = offset.map(|o| o + done as i64);
         match write_at(fd, &buf[done..], at) {
             // A regular file never accepts zero bytes of a non-empty write; treat it like a full disk.
-            Ok(0) => return Err((crate::Error::new(nix::errno::Errno::ENOSPC, "write"), done)),
+            Ok(0) => return Err((crate::Error::new(Errno::ENOSPC, "write"), done)),
             Ok(n) => done += n,
             Err(e) => return Err((e, done)),
         }
