@@ -40,6 +40,21 @@ export function openFds() {
   return readdirSync('/proc/self/fd').length;
 }
 
+/**
+ * Open fds once the count has stopped moving: sockets of earlier tests (in this process) close
+ * asynchronously, so a baseline taken too early drifts.
+ */
+export async function settledFds() {
+  let last = openFds();
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = openFds();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
 /** Runs `fn` and returns what it threw (or rejected with); fails if it did not. */
 export async function rejection(fn) {
   try {

@@ -5,7 +5,7 @@ import { open } from 'node:fs/promises';
 import { openSync, closeSync, mkdirSync } from 'node:fs';
 
 import { copyFile, copyFileSync, sys, capabilities } from 'zerocopy';
-import { scratch, makeFile, openFds, MiB } from './helpers.mjs';
+import { scratch, makeFile, settledFds, MiB } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -15,7 +15,7 @@ test('fd count is unchanged after a batch of operations, including failing ones'
   const big = makeFile(s.path('big'), 70 * MiB);
   mkdirSync(s.path('dir'));
   await capabilities(s.dir); // the first probe caches; its scratch files are closed too
-  const before = openFds();
+  const before = await settledFds();
   const settle = (p) => p.then(() => 'ok', (e) => e.code ?? e.name);
   const outcomes = [];
   for (let i = 0; i < 5; i++) {
@@ -41,7 +41,7 @@ test('fd count is unchanged after a batch of operations, including failing ones'
     await fh.close();
     closeSync(out);
   }
-  assert.is(openFds(), before, `outcomes: ${[...new Set(outcomes)].join(', ')}`);
+  assert.is(await settledFds(), before, `outcomes: ${[...new Set(outcomes)].join(', ')}`);
   for (const expected of ['ok', 'ENOENT', 'EISDIR', 'EEXIST', 'ERR_OUT_OF_RANGE', 'EINVAL', 'ABORT_ERR', 'EBADF']) {
     assert.ok(outcomes.includes(expected), `${expected} exercised`);
   }

@@ -10,7 +10,7 @@ import { readFileSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 
 import { sendFile, SMALL_FILE_LIMIT, AbortError } from 'zerocopy';
-import { scratch, makeFile, sha256, sha256Range, MiB, openFds, rejection } from './helpers.mjs';
+import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -337,7 +337,7 @@ test('no fd is left open after successes, failures and aborts', async () => {
     client.end();
     await Promise.all([closed(ours), closed(client)]);
   }
-  const before = openFds();
+  const before = await settledFds();
   for (let i = 0; i < 5; i++) {
     const { ours, client } = await connection(i % 2 ? 'unix' : 'tcp');
     const got = receive(client);
@@ -359,8 +359,7 @@ test('no fd is left open after successes, failures and aborts', async () => {
     await closed(c2.ours);
     await closed(client);
   }
-  await new Promise((r) => setTimeout(r, 50));
-  assert.is(openFds(), before);
+  assert.is(await settledFds(), before);
 });
 
 test.run();
