@@ -12,6 +12,7 @@
 mod copy;
 mod copy_range;
 mod error;
+mod mmap;
 mod probe;
 mod reflink;
 mod sendfile;
