@@ -89,6 +89,9 @@ const disposeSymbol: typeof Symbol.dispose = (Symbol.dispose ?? Symbol.for('node
 
 type CodedError = Error & { code: string };
 
+/** A plain `{ pages, resident }`, whatever extra fields the native object grows. */
+const counts = (r: Residency): Residency => ({ pages: r.pages, resident: r.resident });
+
 /** `mincore` over a mapping's window; set by MappedFile's static block, which can reach its internals. */
 let residencyOf: (m: MappedFile) => Residency;
 
@@ -248,10 +251,7 @@ export class MappedFile {
   }
 
   static {
-    residencyOf = (m) => {
-      const r = m.#native.residency(0, m.length);
-      return { pages: r.pages, resident: r.resident };
-    };
+    residencyOf = (m) => counts(m.#native.residency(0, m.length));
   }
 }
 
@@ -354,8 +354,7 @@ export function residency(fileOrMapping: FileArg | MappedFile): Residency {
       return residencyOf(fileOrMapping);
     }
     const target = resolveFile(fileOrMapping, 'fileOrMapping');
-    const r = native.fileResidency(target.path, target.fd);
-    return { pages: r.pages, resident: r.resident };
+    return counts(native.fileResidency(target.path, target.fd));
   } catch (err) {
     throw fromNative(err);
   }

@@ -61,6 +61,15 @@ pub struct NativeResidency {
     pub resident: f64,
 }
 
+impl From<mmap::Residency> for NativeResidency {
+    fn from(r: mmap::Residency) -> Self {
+        NativeResidency {
+            pages: to_js_number(r.pages),
+            resident: to_js_number(r.resident),
+        }
+    }
+}
+
 enum Source {
     Path(PathBuf),
     Fd(OwnedFd),
@@ -516,16 +525,10 @@ impl Mapping {
     pub fn residency(&self, offset: i64, length: i64) -> napi::Result<NativeResidency> {
         let (offset, length) = (to_usize(offset, "offset")?, to_usize(length, "length")?);
         let Some(shared) = self.live("mincore")? else {
-            return Ok(NativeResidency {
-                pages: 0.0,
-                resident: 0.0,
-            });
+            return Ok(mmap::Residency::default().into());
         };
         let r = shared.lock().residency(offset, length).map_err(to_napi)?;
-        Ok(NativeResidency {
-            pages: to_js_number(r.pages),
-            resident: to_js_number(r.resident),
-        })
+        Ok(r.into())
     }
 }
 
@@ -557,8 +560,5 @@ pub fn file_residency(path: Option<Buffer>, fd: Option<i32>) -> napi::Result<Nat
         }
         Source::Fd(fd) => mmap::file_residency(&fd).map_err(to_napi)?,
     };
-    Ok(NativeResidency {
-        pages: to_js_number(r.pages),
-        resident: to_js_number(r.resident),
-    })
+    Ok(r.into())
 }

@@ -3,7 +3,7 @@
 //!
 //! [`MmapOptions::map`] maps a window of a file — at any offset, not only page multiples: the mapping
 //! starts at the page below and [`Mmap::as_ptr`] points at the exact first byte — and registers it
-//! with the [`sigbus`](super::sigbus) guard, so another process truncating the file turns the pages
+//! with the [`sigbus`] guard, so another process truncating the file turns the pages
 //! past its new end into zero pages instead of killing this process.
 //!
 //! ## Safety
