@@ -14,6 +14,8 @@ export { serveFile } from './http.js';
 export type { ServeFileOptions, ServeResult } from './http.js';
 export { capabilities, capabilitiesSync } from './capabilities.js';
 export type { Capabilities, DirectIoAlignment, FilesystemCapabilities } from './capabilities.js';
+export { mmap, mmapSync, residency, MappedFile } from './mmap.js';
+export type { MappedRange, MmapAdvice, MmapMode, MmapOptions, MmapSyncOptions, Residency } from './mmap.js';
 export { AbortError, isErrnoError } from './errors.js';
 export type { ErrnoError } from './errors.js';
 export type { FileArg } from './fd.js';

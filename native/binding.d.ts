@@ -25,6 +25,41 @@ export declare class CopyJob {
   close(): void
 }
 
+/** A mapped window of a file (the native half of `MappedFile`). */
+export declare class Mapping {
+  /** Bytes in the window (0 when nothing was mapped). */
+  get length(): number
+  /** The file's size when it was mapped. */
+  get fileSize(): number
+  /**
+   * "ok"; else why nothing was mapped: "offset" (past the end of the file), "length" (the window
+   * runs past the end) or "too_long" (longer than `maxLength`).
+   */
+  get fit(): string
+  /** A truncation fault was absorbed: part of the window now reads as zeros. */
+  get stale(): boolean
+  /** `close()` has run. */
+  get closed(): boolean
+  /**
+   * Creates the Buffer over the mapped memory: once, because `close()` detaches exactly one
+   * ArrayBuffer. Returns null for an empty window.
+   */
+  createBuffer(): Buffer | null
+  /**
+   * Detaches the buffer (`view` is it, or any view over its ArrayBuffer), then unmaps. Idempotent.
+   * Returns whether the mapping had gone stale.
+   */
+  close(view?: unknown | undefined | null): boolean
+  /** `madvise` on window bytes `[offset, offset + length)`. */
+  advise(advice: string, offset: number, length: number): void
+  /** `msync` on the thread pool (MS_SYNC with `wait`, else MS_ASYNC). `close()` waits for it. */
+  sync(wait: boolean, offset: number, length: number): Promise<void>
+  /** `msync` on the calling thread. */
+  syncSync(wait: boolean, offset: number, length: number): void
+  /** `mincore` over the pages covering window bytes `[offset, offset + length)`. */
+  residency(offset: number, length: number): NativeResidency
+}
+
 /** A file being sent into a socket. */
 export declare class SendJob {
   /** Duplicates the socket fd (and a file fd) now; a file path is opened by the first step. */
@@ -85,6 +120,33 @@ export interface CopySpec {
   dstOffset?: number
 }
 
+/** How much of a file is in the page cache (`mincore` over a temporary, untouched mapping). */
+export declare function fileResidency(path?: Buffer | undefined | null, fd?: number | undefined | null): NativeResidency
+
+/** Maps a file on the thread pool (opening it, and populating the pages when asked, are blocking). */
+export declare function mmap(spec: MmapSpec): Promise<Mapping>
+
+/** What to map, as the TS layer validated it. */
+export interface MmapSpec {
+  /** Path bytes, or… */
+  path?: Buffer
+  /** …an fd (duplicated while mapping; the mapping keeps no fd open). */
+  fd?: number
+  /** "r" | "rw" | "cow" */
+  mode: string
+  offset: number
+  /** Default: to the end of the file. */
+  length?: number
+  /** The longest window a Buffer can hold (`buffer.constants.MAX_LENGTH`); longer ones are not mapped. */
+  maxLength: number
+  populate?: boolean
+  /** An advice name, applied to the whole window after mapping. */
+  advice?: string
+}
+
+/** Maps a file on the calling thread. */
+export declare function mmapSync(spec: MmapSpec): Mapping
+
 /** What the kernel supports, plus the filesystem of the given path. */
 export interface NativeCapabilities {
   kernel: string
@@ -114,6 +176,12 @@ export interface NativeFsCapabilities {
   copyFileRange?: boolean
   directIo?: boolean
   directIoAlignment?: NativeDirectIoAlignment
+}
+
+/** `mincore` counts. */
+export interface NativeResidency {
+  pages: number
+  resident: number
 }
 
 /**

@@ -836,11 +836,15 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CopyJob = nativeBinding.CopyJob
+module.exports.Mapping = nativeBinding.Mapping
 module.exports.SendJob = nativeBinding.SendJob
 module.exports.capabilities = nativeBinding.capabilities
 module.exports.capabilitiesSync = nativeBinding.capabilitiesSync
 module.exports.copyFileRange = nativeBinding.copyFileRange
 module.exports.copyFileRangeSync = nativeBinding.copyFileRangeSync
+module.exports.fileResidency = nativeBinding.fileResidency
+module.exports.mmap = nativeBinding.mmap
+module.exports.mmapSync = nativeBinding.mmapSync
 module.exports.openBeneath = nativeBinding.openBeneath
 module.exports.reflink = nativeBinding.reflink
 module.exports.reflinkSync = nativeBinding.reflinkSync

@@ -1,7 +1,7 @@
 //! # zerocopy-io
 //!
-//! The kernel's zero-copy data paths, wrapped safely: `copy_file_range`, `FICLONE` reflinks and
-//! `sendfile` today, with splice, mmap and O_DIRECT to follow. This crate is the native core of the
+//! The kernel's zero-copy data paths, wrapped safely: `copy_file_range`, `FICLONE` reflinks, `sendfile`
+//! and `mmap` (guarded against truncation by other processes) today, with splice and O_DIRECT to follow. This crate is the native core of the
 //! `zerocopy` npm package; with the `node` feature it also builds the napi-rs addon.
 //!
 //! - [`sys`]: one module per syscall family. Thin wrappers: one call, `EINTR` retried, errors as [`Error`].

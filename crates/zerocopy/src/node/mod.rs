@@ -13,6 +13,7 @@ mod copy;
 mod copy_range;
 mod error;
 mod file;
+mod mmap;
 mod probe;
 mod reflink;
 mod send;

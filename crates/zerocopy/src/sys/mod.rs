@@ -5,7 +5,9 @@
 
 pub mod copy_range;
 pub mod file;
+pub mod mmap;
 pub mod probe;
 pub mod reflink;
 pub mod sendfile;
+pub mod sigbus;
 pub mod socket;

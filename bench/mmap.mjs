@@ -1,0 +1,260 @@
+#!/usr/bin/env node
+// Benchmark: reading one warm file through zerocopy's mmap against Node's own ways, in one run.
+//
+//   node --expose-gc bench/mmap.mjs [--size MiB] [--reads N] [--runs N] [--dir DIR]
+//
+// (a) random reads: N reads of one 4 KiB block at a random block-aligned offset (the same offsets
+//     for every variant), each consumed the same way (two 32-bit words read from the block):
+//     mmap Buffer slices vs fs.readSync into one reused Buffer vs awaited FileHandle.read.
+// (b) sequential checksum: every 32-bit word of the file XORed together, over an mmap Buffer vs a
+//     Buffer from fs.readFile vs the chunks of fs.createReadStream.
+// Each variant runs N times, interleaved in rotating order, on a file warm in the page cache. Prints
+// medians, best runs, RSS growth (and the private, anonymous part of it) and ratios against the
+// baselines measured in the same run. Not a test: the figures move with the machine and its load.
+import { closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { cpus, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { mmap, capabilitiesSync } from 'zerocopy';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1024' },
+    reads: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '3' },
+    dir: { type: 'string', default: tmpdir() },
+  },
+});
+const sizeMiB = Number(values.size);
+const reads = Number(values.reads);
+const runs = Number(values.runs);
+const size = sizeMiB * 1024 * 1024;
+const BLOCK = 4096;
+const MiB = 1024 * 1024;
+
+const dir = mkdtempSync(join(values.dir, 'zerocopy-bench-'));
+const file = join(dir, 'data');
+const cleanup = () => rmSync(dir, { recursive: true, force: true });
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+const gc = globalThis.gc ?? (() => {});
+const caps = capabilitiesSync(dir);
+console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), Linux ${release()}, Node ${process.version}`);
+console.log(`filesystem: ${caps.filesystem?.type} at ${dir}${globalThis.gc ? '' : ' (run with --expose-gc for steadier RSS figures)'}`);
+console.log(
+  `workload: one ${sizeMiB} MiB file, warm in the page cache; (a) ${reads.toLocaleString('en')} random ${BLOCK}-byte reads, ` +
+    `(b) a checksum of every 32-bit word; ${runs} runs per variant, interleaved in rotating order\n`,
+);
+
+{
+  const block = Buffer.alloc(MiB);
+  for (let i = 0; i < block.length; i += 4) block.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const out = createWriteStream(file);
+  for (let i = 0; i < sizeMiB; i++) {
+    block.writeUInt32LE(i, 0);
+    if (!out.write(Buffer.from(block))) await new Promise((r) => out.once('drain', r));
+  }
+  await new Promise((r) => out.end(r));
+}
+
+/** Pulls the file into the page cache through one reused buffer. */
+function warm() {
+  const fd = openSync(file, 'r');
+  const buf = Buffer.allocUnsafe(MiB);
+  try {
+    while (readSync(fd, buf, 0, buf.length, null) > 0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// The same random block offsets for every variant.
+const blocks = size / BLOCK;
+const offsets = new Float64Array(reads);
+{
+  let x = 0x9e3779b9;
+  for (let i = 0; i < reads; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    offsets[i] = ((x >>> 0) % blocks) * BLOCK;
+  }
+}
+
+/** XOR of every 32-bit word (a trailing partial word byte by byte): touches every byte once. */
+function checksum(buf, acc = 0) {
+  let i = 0;
+  const head = (4 - (buf.byteOffset % 4)) % 4;
+  for (; i < Math.min(head, buf.length); i++) acc ^= buf[i];
+  const words = new Int32Array(buf.buffer, buf.byteOffset + i, (buf.length - i) >> 2);
+  for (let w = 0; w < words.length; w++) acc ^= words[w];
+  for (i += words.length * 4; i < buf.length; i++) acc ^= buf[i];
+  return acc;
+}
+
+const random = [
+  [
+    'mmap Buffer slices',
+    async () => {
+      const m = await mmap(file, { advice: 'random' });
+      const buf = m.buffer;
+      let sum = 0;
+      for (let i = 0; i < reads; i++) {
+        const o = offsets[i];
+        const block = buf.subarray(o, o + BLOCK);
+        sum += block.readUInt32LE(0) + block.readUInt32LE(BLOCK - 4);
+      }
+      mark();
+      m.close();
+      return sum;
+    },
+  ],
+  [
+    'fs.readSync, reused Buffer',
+    async () => {
+      const fd = openSync(file, 'r');
+      const block = Buffer.allocUnsafe(BLOCK);
+      let sum = 0;
+      for (let i = 0; i < reads; i++) {
+        readSync(fd, block, 0, BLOCK, offsets[i]);
+        sum += block.readUInt32LE(0) + block.readUInt32LE(BLOCK - 4);
+      }
+      closeSync(fd);
+      return sum;
+    },
+  ],
+  [
+    'FileHandle.read',
+    async () => {
+      const fh = await open(file, 'r');
+      const block = Buffer.allocUnsafe(BLOCK);
+      let sum = 0;
+      for (let i = 0; i < reads; i++) {
+        await fh.read(block, 0, BLOCK, offsets[i]);
+        sum += block.readUInt32LE(0) + block.readUInt32LE(BLOCK - 4);
+      }
+      await fh.close();
+      return sum;
+    },
+  ],
+];
+
+const sequential = [
+  [
+    'mmap checksum',
+    async () => {
+      const m = await mmap(file, { advice: 'sequential' });
+      const sum = checksum(m.buffer);
+      mark();
+      m.close();
+      return sum;
+    },
+  ],
+  [
+    'fs.readFile checksum',
+    async () => {
+      const data = await readFile(file);
+      mark();
+      return checksum(data);
+    },
+  ],
+  [
+    'createReadStream checksum',
+    async () => {
+      // Chunk boundaries fall on multiples of 4 (64 KiB chunks), so XORing per chunk equals XORing the whole.
+      let acc = 0;
+      for await (const chunk of createReadStream(file)) acc = checksum(chunk, acc);
+      return acc;
+    },
+  ],
+];
+
+/** The footprint at the variant's fullest moment (before it lets go of its memory); by default at its end. */
+let marked;
+function mark() {
+  marked = { rss: process.memoryUsage().rss, anonKiB: rssAnonKiB() };
+}
+
+function rssAnonKiB() {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('RssAnon:'));
+  return Number(line?.split(/\s+/)[1] ?? 0);
+}
+
+async function measure(variants) {
+  const results = new Map(variants.map(([name]) => [name, { wall: [], rss: [], anon: [], sums: new Set() }]));
+  for (let run = 0; run < runs; run++) {
+    const order = [...variants.slice(run % variants.length), ...variants.slice(0, run % variants.length)];
+    for (const [name, fn] of order) {
+      warm();
+      gc();
+      if (process.stdout.isTTY) process.stdout.write(`\rrun ${run + 1}/${runs}: ${name}`.padEnd(70));
+      const rss0 = process.memoryUsage().rss;
+      const anon0 = rssAnonKiB();
+      marked = undefined;
+      const t0 = process.hrtime.bigint();
+      const sum = await fn();
+      const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (!marked) mark();
+      const r = results.get(name);
+      r.wall.push(wall);
+      r.rss.push((marked.rss - rss0) / MiB);
+      r.anon.push((marked.anonKiB - anon0) / 1024);
+      r.sums.add(sum);
+    }
+  }
+  if (process.stdout.isTTY) process.stdout.write('\r'.padEnd(71) + '\r');
+  return results;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+function report(title, variants, results, unit, perOp) {
+  const rows = variants.map(([name]) => {
+    const r = results.get(name);
+    return { name, wall: median(r.wall), best: Math.min(...r.wall), rss: median(r.rss), anon: median(r.anon) };
+  });
+  const checks = new Set(variants.map(([name]) => [...results.get(name).sums].join()));
+  if (checks.size !== 1) throw new Error(`${title}: variants disagree on the data read: ${[...checks].join(' / ')}`);
+  const base = rows[1];
+  const header = ['variant', 'median s', 'best s', unit, 'RSS +MiB', 'anon +MiB', `vs ${rows[1].name}`, '(best)', `vs ${rows[2].name}`];
+  const table = rows.map((r) => [
+    r.name,
+    r.wall.toFixed(3),
+    r.best.toFixed(3),
+    perOp(r.wall),
+    r.rss.toFixed(0),
+    r.anon.toFixed(0),
+    `${(base.wall / r.wall).toFixed(2)}x`,
+    `${(base.best / r.best).toFixed(2)}x`,
+    `${(rows[2].wall / r.wall).toFixed(2)}x`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(title);
+  console.log(line(header));
+  for (const row of table) console.log(line(row));
+  console.log('');
+  return rows;
+}
+
+try {
+  const a = report('(a) random 4 KiB reads', random, await measure(random), 'µs/read', (s) => ((s * 1e6) / reads).toFixed(2));
+  const b = report('(b) sequential checksum', sequential, await measure(sequential), 'MiB/s', (s) => (sizeMiB / s).toFixed(0));
+  const ratio = a[1].wall / a[0].wall;
+  const bestRatio = a[1].best / a[0].best;
+  console.log(
+    `target: mmap >= 10x fs.readSync on random reads (medians): ${ratio.toFixed(1)}x — ${ratio >= 10 ? 'met' : 'NOT met'} (best runs: ${bestRatio.toFixed(1)}x)`,
+  );
+  console.log(`sequential: mmap ${(b[1].wall / b[0].wall).toFixed(2)}x fs.readFile, ${(b[2].wall / b[0].wall).toFixed(2)}x streams (medians)`);
+  console.log(
+    "RSS +MiB is measured at each variant's fullest moment and counts the file's pages mapped into this process (shared page cache, reclaimable); anon +MiB is the private memory in it.",
+  );
+  console.log('Medians move with neighbours on shared machines; the best runs show what each path costs undisturbed.');
+} finally {
+  cleanup();
+}

@@ -1,0 +1,564 @@
+//! `mmap` / `mmapSync`, the `Mapping` class behind `MappedFile`, and `residency`.
+//!
+//! The JavaScript Buffer over a mapping is an external buffer: V8 sees the mapped memory itself, no
+//! copy. Who unmaps, and when, is what keeps it safe:
+//!
+//! - The Buffer's finalizer holds a reference to the mapping and unmaps it when V8 frees the Buffer's
+//!   memory (its ArrayBuffer was collected, or detached). Nothing in JavaScript can reach the memory
+//!   then.
+//! - `close()` detaches the ArrayBuffer first — every Buffer and TypedArray view over it becomes
+//!   zero-length at once — and only then unmaps. It refuses to unmap while the Buffer it made is
+//!   still attached and was not handed back, so not even a direct caller of this binding can leave a
+//!   view over unmapped memory.
+//! - A runtime that forbids external buffers (`napi_no_external_buffers_allowed`, e.g. Electron's V8
+//!   sandbox) gets an error. napi-rs's own Buffer types would silently copy the file instead, and
+//!   writes to the copy would never reach it.
+
+use std::ffi::{c_void, OsStr};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use napi::bindgen_prelude::{AsyncTask, Buffer, ToNapiValue, Unknown};
+use napi::{sys, Env, JsValue};
+use napi_derive::napi;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode as FileMode, SFlag};
+
+use super::error::{invalid, to_napi};
+use super::task::{to_js_number, to_u64, Blocking};
+use crate::error::Error;
+use crate::sys::file;
+use crate::sys::mmap::{self, Advice, Mmap, MmapOptions, Mode};
+
+/// What to map, as the TS layer validated it.
+#[napi(object)]
+pub struct MmapSpec {
+    /// Path bytes, or…
+    pub path: Option<Buffer>,
+    /// …an fd (duplicated while mapping; the mapping keeps no fd open).
+    pub fd: Option<i32>,
+    /// "r" | "rw" | "cow"
+    pub mode: String,
+    pub offset: i64,
+    /// Default: to the end of the file.
+    pub length: Option<i64>,
+    /// The longest window a Buffer can hold (`buffer.constants.MAX_LENGTH`); longer ones are not mapped.
+    pub max_length: i64,
+    pub populate: Option<bool>,
+    /// An advice name, applied to the whole window after mapping.
+    pub advice: Option<String>,
+}
+
+/// `mincore` counts.
+#[napi(object)]
+pub struct NativeResidency {
+    pub pages: f64,
+    pub resident: f64,
+}
+
+impl From<mmap::Residency> for NativeResidency {
+    fn from(r: mmap::Residency) -> Self {
+        NativeResidency {
+            pages: to_js_number(r.pages),
+            resident: to_js_number(r.resident),
+        }
+    }
+}
+
+enum Source {
+    Path(PathBuf),
+    Fd(OwnedFd),
+}
+
+/// A spec converted on the JS thread (fds duplicated there, so closing yours afterwards is safe).
+struct Request {
+    source: Source,
+    mode: Mode,
+    offset: u64,
+    length: Option<u64>,
+    max_length: u64,
+    populate: bool,
+    advice: Option<Advice>,
+}
+
+fn path_of(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+fn source_of(path: Option<Buffer>, fd: Option<i32>) -> napi::Result<Source> {
+    match (path, fd) {
+        (Some(path), None) => Ok(Source::Path(path_of(&path))),
+        (None, Some(fd)) => Ok(Source::Fd(file::dup_raw(fd).map_err(to_napi)?)),
+        _ => Err(invalid("file")),
+    }
+}
+
+fn mode_of(mode: &str) -> napi::Result<Mode> {
+    match mode {
+        "r" => Ok(Mode::Read),
+        "rw" => Ok(Mode::Write),
+        "cow" => Ok(Mode::CopyOnWrite),
+        _ => Err(invalid("mode")),
+    }
+}
+
+fn advice_of(advice: &str) -> napi::Result<Advice> {
+    Ok(match advice {
+        "normal" => Advice::Normal,
+        "sequential" => Advice::Sequential,
+        "random" => Advice::Random,
+        "willneed" => Advice::WillNeed,
+        "dontneed" => Advice::DontNeed,
+        "hugepage" => Advice::HugePage,
+        "nohugepage" => Advice::NoHugePage,
+        "cold" => Advice::Cold,
+        "pageout" => Advice::PageOut,
+        "populate" => Advice::PopulateRead,
+        _ => return Err(invalid("advice")),
+    })
+}
+
+impl Request {
+    fn new(spec: MmapSpec) -> napi::Result<Self> {
+        Ok(Request {
+            mode: mode_of(&spec.mode)?,
+            offset: to_u64(spec.offset, "offset")?,
+            length: spec.length.map(|l| to_u64(l, "length")).transpose()?,
+            max_length: to_u64(spec.max_length, "maxLength")?,
+            populate: spec.populate.unwrap_or(false),
+            advice: spec.advice.as_deref().map(advice_of).transpose()?,
+            source: source_of(spec.path, spec.fd)?,
+        })
+    }
+}
+
+/// Opens (or takes) the file, checks the window against its size and maps it.
+fn open(req: Request) -> crate::Result<Mapping> {
+    let path = match &req.source {
+        Source::Path(p) => Some(p.clone()),
+        Source::Fd(_) => None,
+    };
+    let with_path = |e: Error| match &path {
+        Some(p) => e.with_path(p),
+        None => e,
+    };
+    let fd = match req.source {
+        Source::Path(p) => {
+            let access = if req.mode == Mode::Write {
+                OFlag::O_RDWR
+            } else {
+                OFlag::O_RDONLY
+            };
+            file::open(&p, access | OFlag::O_NOCTTY, FileMode::empty())?
+        }
+        Source::Fd(fd) => fd,
+    };
+    let st = file::fstat(&fd).map_err(with_path)?;
+    match file::file_type(&st) {
+        SFlag::S_IFREG => {}
+        SFlag::S_IFDIR => return Err(with_path(Error::new(Errno::EISDIR, "mmap"))),
+        _ => {
+            return Err(with_path(
+                Error::new(Errno::ENODEV, "mmap").with_detail("only regular files can be mapped"),
+            ))
+        }
+    }
+    let file_size = st.st_size.max(0) as u64;
+    let Some(len) = mmap::window(file_size, req.offset, req.length) else {
+        let fit = if req.offset > file_size {
+            Fit::Offset
+        } else {
+            Fit::Length
+        };
+        return Ok(Mapping::unmapped(file_size, fit));
+    };
+    if len > req.max_length {
+        return Ok(Mapping::unmapped(file_size, Fit::TooLong));
+    }
+    if len == 0 {
+        return Ok(Mapping::unmapped(file_size, Fit::Ok));
+    }
+    let len = usize::try_from(len).map_err(|_| Error::new(Errno::ENOMEM, "mmap"))?;
+    let region = MmapOptions {
+        mode: req.mode,
+        offset: req.offset,
+        len,
+        populate: req.populate,
+    }
+    .map(&fd)
+    .map_err(with_path)?;
+    if let Some(advice) = req.advice {
+        region.advise(advice, 0, len).map_err(with_path)?;
+    }
+    Ok(Mapping {
+        shared: Some(Arc::new(Shared {
+            region: Mutex::new(region),
+        })),
+        file_size,
+        fit: Fit::Ok,
+        buffer: Mutex::new(BufferState::NotMade),
+        closed: AtomicBool::new(false),
+    })
+}
+
+/// Whether the requested window could be mapped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    Ok,
+    /// The offset is past the end of the file.
+    Offset,
+    /// The window runs past the end of the file.
+    Length,
+    /// The window is longer than a Buffer can be.
+    TooLong,
+}
+
+/// The mapping, shared by the `Mapping` object and the Buffer's finalizer; the last one to let go
+/// unmaps (`Mmap`'s Drop), unless `close()` did already.
+struct Shared {
+    region: Mutex<Mmap>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Mmap> {
+        // No code that can panic runs under this lock; never let poison reach JavaScript anyway.
+        self.region
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BufferState {
+    NotMade,
+    /// Made over this address; `close()` must be handed a view of it.
+    Made,
+}
+
+/// A mapped window of a file (the native half of `MappedFile`).
+#[napi]
+pub struct Mapping {
+    /// `None` for an empty window (nothing mapped) or a window outside the file.
+    shared: Option<Arc<Shared>>,
+    file_size: u64,
+    fit: Fit,
+    buffer: Mutex<BufferState>,
+    closed: AtomicBool,
+}
+
+impl Mapping {
+    fn unmapped(file_size: u64, fit: Fit) -> Self {
+        Mapping {
+            shared: None,
+            file_size,
+            fit,
+            buffer: Mutex::new(BufferState::NotMade),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// The mapping for an operation named `syscall`: `None` for an empty window, EBADF once closed.
+    fn live(&self, syscall: &'static str) -> napi::Result<Option<&Arc<Shared>>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(to_napi(
+                Error::new(Errno::EBADF, syscall).with_detail("the mapping is closed"),
+            ));
+        }
+        Ok(self.shared.as_ref())
+    }
+
+    fn buffer_state(&self) -> MutexGuard<'_, BufferState> {
+        self.buffer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A raw JS value handed back as it is.
+pub struct RawValue(sys::napi_value);
+
+impl ToNapiValue for RawValue {
+    unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> napi::Result<sys::napi_value> {
+        Ok(val.0)
+    }
+}
+
+fn napi_call(status: sys::napi_status, what: &str) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::new(
+            napi::Status::from(status),
+            format!("{what} failed"),
+        ))
+    }
+}
+
+/// Called by Node when V8 frees the Buffer's memory (collected, or detached by `close()`).
+unsafe extern "C" fn finalize_buffer(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box<Arc<Shared>> leaked in `create_buffer`, handed to exactly this one
+    // finalizer call.
+    let shared = unsafe { Box::from_raw(hint.cast::<Arc<Shared>>()) };
+    let len = {
+        let mut region = shared.lock();
+        region.release();
+        region.len()
+    };
+    let mut adjusted = 0i64;
+    // SAFETY: Node calls finalizers on the JS thread with a valid env; this undoes the adjustment made
+    // when the Buffer was created.
+    let _ = unsafe {
+        sys::napi_adjust_external_memory(env, -(i64::try_from(len).unwrap_or(0)), &mut adjusted)
+    };
+}
+
+/// The ArrayBuffer behind a Buffer or TypedArray `view`, and that ArrayBuffer's data pointer (null
+/// once detached).
+fn array_buffer_of(
+    env: sys::napi_env,
+    view: sys::napi_value,
+) -> napi::Result<(sys::napi_value, *mut c_void)> {
+    let mut is_typed = false;
+    // SAFETY: `env` and `view` come from the current call.
+    let status = unsafe { sys::napi_is_typedarray(env, view, &mut is_typed) };
+    napi_call(status, "napi_is_typedarray")?;
+    if !is_typed {
+        return Err(invalid("buffer"));
+    }
+    let mut ab = ptr::null_mut();
+    // SAFETY: `view` is a typed array; null out-pointers are allowed for fields we do not want.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env,
+            view,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut ab,
+            ptr::null_mut(),
+        )
+    };
+    napi_call(status, "napi_get_typedarray_info")?;
+    let mut data = ptr::null_mut();
+    let mut len = 0usize;
+    // SAFETY: `ab` is the typed array's ArrayBuffer, just obtained.
+    let status = unsafe { sys::napi_get_arraybuffer_info(env, ab, &mut data, &mut len) };
+    napi_call(status, "napi_get_arraybuffer_info")?;
+    Ok((ab, if len == 0 { ptr::null_mut() } else { data }))
+}
+
+#[napi]
+impl Mapping {
+    /// Bytes in the window (0 when nothing was mapped).
+    #[napi(getter)]
+    pub fn length(&self) -> f64 {
+        self.shared
+            .as_ref()
+            .map_or(0.0, |s| to_js_number(s.lock().len() as u64))
+    }
+
+    /// The file's size when it was mapped.
+    #[napi(getter)]
+    pub fn file_size(&self) -> f64 {
+        to_js_number(self.file_size)
+    }
+
+    /// "ok"; else why nothing was mapped: "offset" (past the end of the file), "length" (the window
+    /// runs past the end) or "too_long" (longer than `maxLength`).
+    #[napi(getter)]
+    pub fn fit(&self) -> &'static str {
+        match self.fit {
+            Fit::Ok => "ok",
+            Fit::Offset => "offset",
+            Fit::Length => "length",
+            Fit::TooLong => "too_long",
+        }
+    }
+
+    /// A truncation fault was absorbed: part of the window now reads as zeros.
+    #[napi(getter)]
+    pub fn stale(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.lock().is_stale())
+    }
+
+    /// `close()` has run.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Creates the Buffer over the mapped memory: once, because `close()` detaches exactly one
+    /// ArrayBuffer. Returns null for an empty window.
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn create_buffer(&self, env: Env) -> napi::Result<Option<RawValue>> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let mut state = self.buffer_state();
+        let region = shared.lock();
+        if *state == BufferState::Made || region.is_released() {
+            return Err(to_napi(Error::new(Errno::EINVAL, "mmap").with_detail(
+                "the mapping's buffer was already made, or the mapping is closed",
+            )));
+        }
+        let (ptr, len) = (region.as_ptr(), region.len());
+        drop(region);
+        let hint = Box::into_raw(Box::new(Arc::clone(shared)));
+        let mut value = ptr::null_mut();
+        // SAFETY: [ptr, ptr + len) stays mapped until `finalize_buffer` runs (it holds a reference to
+        // the mapping), or until `close()` has detached this buffer. `hint` is reclaimed by the
+        // finalizer, or below if creation fails.
+        let status = unsafe {
+            sys::napi_create_external_buffer(
+                env.raw(),
+                len,
+                ptr.cast(),
+                Some(finalize_buffer),
+                hint.cast(),
+                &mut value,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            // SAFETY: creation failed, so the finalizer will never run and the hint is still ours.
+            drop(unsafe { Box::from_raw(hint) });
+            if status == sys::Status::napi_no_external_buffers_allowed {
+                return Err(to_napi(
+                    Error::new(Errno::ENOTSUP, "napi_create_external_buffer").with_detail(
+                        "this runtime forbids external buffers, so a mapping cannot be shared with JavaScript without copying it",
+                    ),
+                ));
+            }
+            napi_call(status, "napi_create_external_buffer")?;
+        }
+        *state = BufferState::Made;
+        let _ = env.adjust_external_memory(i64::try_from(len).unwrap_or(i64::MAX));
+        Ok(Some(RawValue(value)))
+    }
+
+    /// Detaches the buffer (`view` is it, or any view over its ArrayBuffer), then unmaps. Idempotent.
+    /// Returns whether the mapping had gone stale.
+    #[napi]
+    pub fn close(&self, env: Env, view: Option<Unknown>) -> napi::Result<bool> {
+        let Some(shared) = &self.shared else {
+            self.closed.store(true, Ordering::Release);
+            return Ok(false);
+        };
+        let state = self.buffer_state();
+        let base = {
+            let region = shared.lock();
+            if region.is_released() {
+                return Ok(region.is_stale());
+            }
+            region.as_ptr()
+        };
+        // The region lock is not held while detaching: should a runtime run the Buffer's finalizer
+        // synchronously on detach, the finalizer takes that lock itself.
+        if *state == BufferState::Made {
+            let Some(view) = view else {
+                return Err(invalid("buffer"));
+            };
+            let (ab, data) = array_buffer_of(env.raw(), view.value().value)?;
+            if data.is_null() {
+                // Already detached (by a runtime cleanup hook, or an earlier close that failed
+                // half-way): no view can reach the memory.
+            } else if data.cast::<u8>() != base {
+                return Err(invalid("buffer"));
+            } else {
+                // SAFETY: `ab` is our external ArrayBuffer, attached; detaching it makes every view
+                // over it zero-length before the memory goes away below.
+                let status = unsafe { sys::napi_detach_arraybuffer(env.raw(), ab) };
+                napi_call(status, "napi_detach_arraybuffer")?;
+            }
+        }
+        let mut region = shared.lock();
+        region.release();
+        self.closed.store(true, Ordering::Release);
+        Ok(region.is_stale())
+    }
+
+    /// `madvise` on window bytes `[offset, offset + length)`.
+    #[napi]
+    pub fn advise(&self, advice: String, offset: i64, length: i64) -> napi::Result<()> {
+        let advice = advice_of(&advice)?;
+        let (offset, length) = (to_usize(offset, "offset")?, to_usize(length, "length")?);
+        let Some(shared) = self.live("madvise")? else {
+            return Ok(());
+        };
+        let region = shared.lock();
+        region.advise(advice, offset, length).map_err(to_napi)
+    }
+
+    /// `msync` on the thread pool (MS_SYNC with `wait`, else MS_ASYNC). `close()` waits for it.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn sync(
+        &self,
+        wait: bool,
+        offset: i64,
+        length: i64,
+    ) -> napi::Result<AsyncTask<Blocking<()>>> {
+        let (offset, length) = (to_usize(offset, "offset")?, to_usize(length, "length")?);
+        let shared = self.live("msync")?.cloned();
+        Ok(AsyncTask::new(Blocking::new(move || match shared {
+            Some(shared) => shared.lock().sync(wait, offset, length),
+            None => Ok(()),
+        })))
+    }
+
+    /// `msync` on the calling thread.
+    #[napi]
+    pub fn sync_sync(&self, wait: bool, offset: i64, length: i64) -> napi::Result<()> {
+        let (offset, length) = (to_usize(offset, "offset")?, to_usize(length, "length")?);
+        let Some(shared) = self.live("msync")? else {
+            return Ok(());
+        };
+        let region = shared.lock();
+        region.sync(wait, offset, length).map_err(to_napi)
+    }
+
+    /// `mincore` over the pages covering window bytes `[offset, offset + length)`.
+    #[napi]
+    pub fn residency(&self, offset: i64, length: i64) -> napi::Result<NativeResidency> {
+        let (offset, length) = (to_usize(offset, "offset")?, to_usize(length, "length")?);
+        let Some(shared) = self.live("mincore")? else {
+            return Ok(mmap::Residency::default().into());
+        };
+        let r = shared.lock().residency(offset, length).map_err(to_napi)?;
+        Ok(r.into())
+    }
+}
+
+fn to_usize(value: i64, what: &'static str) -> napi::Result<usize> {
+    usize::try_from(to_u64(value, what)?).map_err(|_| invalid(what))
+}
+
+/// Maps a file on the thread pool (opening it, and populating the pages when asked, are blocking).
+#[napi(js_name = "mmap", ts_return_type = "Promise<Mapping>")]
+pub fn mmap_async(spec: MmapSpec) -> napi::Result<AsyncTask<Blocking<Mapping>>> {
+    let req = Request::new(spec)?;
+    Ok(AsyncTask::new(Blocking::new(move || open(req))))
+}
+
+/// Maps a file on the calling thread.
+#[napi(js_name = "mmapSync")]
+pub fn mmap_sync(spec: MmapSpec) -> napi::Result<Mapping> {
+    open(Request::new(spec)?).map_err(to_napi)
+}
+
+/// How much of a file is in the page cache (`mincore` over a temporary, untouched mapping).
+#[napi(js_name = "fileResidency")]
+pub fn file_residency(path: Option<Buffer>, fd: Option<i32>) -> napi::Result<NativeResidency> {
+    let r = match source_of(path, fd)? {
+        Source::Path(p) => {
+            let fd = file::open(&p, OFlag::O_RDONLY | OFlag::O_NOCTTY, FileMode::empty())
+                .map_err(to_napi)?;
+            mmap::file_residency(&fd).map_err(|e| to_napi(e.with_path(&p)))?
+        }
+        Source::Fd(fd) => mmap::file_residency(&fd).map_err(to_napi)?,
+    };
+    Ok(r.into())
+}

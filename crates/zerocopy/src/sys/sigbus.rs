@@ -1,0 +1,341 @@
+//! The truncation guard: a `SIGBUS` handler that keeps our own file mappings from killing the process.
+//!
+//! When another process truncates a mapped file, touching a mapped page that now lies wholly past the
+//! new end of file raises `SIGBUS` (`BUS_ADRERR`); the default action kills the process. Every Node
+//! mmap package, and Bun, dies this way. This module installs — once, chained to whatever handler was
+//! there before — a handler that, for faults inside a mapping registered here and only there, maps
+//! anonymous zero pages (`MAP_FIXED`) over the faulting page and everything after it in that
+//! mapping, marks the mapping stale and returns. The faulting instruction then runs again, reads
+//! zeros, and the process lives. Every other `SIGBUS` goes to the previous handler, or gets the
+//! default action, exactly as if this handler did not exist.
+//!
+//! ## Why the rest of the mapping, not just one page
+//!
+//! A page faults because it lies past the file's current end. Every later page of the mapping lies
+//! further past that end, so it would fault too: replacing them all in one `mmap` call takes one
+//! signal per truncation instead of one per page (a scan over a 1 GiB mapping of a file truncated to
+//! zero would otherwise take 262,144 signals).
+//!
+//! ## Async-signal safety
+//!
+//! A signal handler may interrupt any code on any thread, including code that holds the allocator's
+//! lock or a `Mutex` protecting a registry. So the handler neither allocates nor takes a lock: the
+//! registry is a fixed-size, statically allocated table of slots made of atomics, and the handler
+//! only does atomic loads and stores plus raw system calls (`mmap`, `sigaction`, `raise`, which are
+//! plain syscalls on Linux). It saves and restores `errno`, which its `mmap` may overwrite under the
+//! interrupted code's feet.
+//!
+//! A slot goes `FREE → CLAIMED` (compare-and-swap, so two registering threads never share it), its
+//! `start`/`len` are written, then `LIVE` is published with `Release`; the handler reads `state` with
+//! `Acquire` before `start`/`len`, so it never sees a half-written range. Unregistering stores `FREE`
+//! *before* the caller unmaps: a mapping is never unmapped while the handler could still claim its
+//! address range, so the handler cannot paste zero pages over memory someone maps there later. The
+//! one race left is code touching a mapping on one thread while another thread unmaps it — a
+//! use-after-free in that code, which no handler can make safe; the Node binding never does it (a
+//! JavaScript view is detached before its mapping is unmapped).
+//!
+//! ## Limits
+//!
+//! - [`MAX_MAPPINGS`] mappings can be guarded at once (more than the kernel's default
+//!   `vm.max_map_count` of 65,530 allows anyway); [`register`] fails with `ENOMEM` beyond that.
+//! - If some other code replaces the `SIGBUS` handler after ours is installed (for instance
+//!   `process.on('SIGBUS')` in Node, which installs libuv's), the guard is gone.
+//! - The previous handler is called as the kernel would have called it, except that its `sa_mask`
+//!   and `SA_NODEFER`/`SA_RESETHAND` flags are not re-applied.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+
+/// How many mappings can be guarded at once.
+pub const MAX_MAPPINGS: usize = 1 << 16;
+
+const FREE: u8 = 0;
+const CLAIMED: u8 = 1;
+const LIVE: u8 = 2;
+
+/// One guarded address range. All fields are atomics so the handler can read them without a lock.
+struct Slot {
+    state: AtomicU8,
+    stale: AtomicBool,
+    /// Page-aligned start address of the mapping.
+    start: AtomicUsize,
+    /// Length in bytes, a multiple of the page size.
+    len: AtomicUsize,
+}
+
+impl Slot {
+    // Only used as the repeat operand initialising SLOTS, where a fresh copy per element is the point.
+    #[allow(clippy::declare_interior_mutable_const)]
+    const EMPTY: Slot = Slot {
+        state: AtomicU8::new(FREE),
+        stale: AtomicBool::new(false),
+        start: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+    };
+}
+
+/// The registry. Static and zero-initialised, so it lives in untouched BSS pages until used.
+static SLOTS: [Slot; MAX_MAPPINGS] = [Slot::EMPTY; MAX_MAPPINGS];
+/// One past the highest slot ever used: the handler scans no further.
+static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
+/// Where [`register`] starts looking for a free slot (the last one freed or taken), so that
+/// registering stays cheap while thousands of mappings are alive.
+static HINT: AtomicUsize = AtomicUsize::new(0);
+/// The page size, read once at install time: `sysconf` is not on the async-signal-safe list.
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
+
+/// The `SIGBUS` disposition found when the guard was installed.
+///
+/// Written exactly once, before our handler is installed, and only read afterwards (by the handler),
+/// so the reads never race the write.
+struct Previous(UnsafeCell<Option<libc::sigaction>>);
+
+// SAFETY: the cell is written once, under `INSTALL`'s lock, before the handler that reads it is
+// installed; after that it is only read. `libc::sigaction` is plain data.
+unsafe impl Sync for Previous {}
+
+static PREVIOUS: Previous = Previous(UnsafeCell::new(None));
+/// Set once the handler is installed. A `Mutex` (not a `Once`) so a failed install can be retried.
+static INSTALL: Mutex<bool> = Mutex::new(false);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the guard's `SIGBUS` handler, once per process; later calls return at once.
+///
+/// The handler found installed (usually the default action) is kept and receives every `SIGBUS`
+/// that is not a fault inside a registered mapping.
+pub fn install() -> Result<()> {
+    if INSTALLED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let mut done = INSTALL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *done {
+        return Ok(());
+    }
+    PAGE_SIZE.store(super::probe::page_size(), Ordering::Relaxed);
+
+    // SAFETY: an all-zero sigaction is a valid value of this plain C struct.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries; `old` is a valid, writable sigaction.
+    if unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) } != 0 {
+        return Err(Error::last("sigaction"));
+    }
+    // SAFETY: our handler is not installed yet, so nothing reads PREVIOUS concurrently; writers are
+    // serialised by the INSTALL lock we hold.
+    unsafe { *PREVIOUS.0.get() = Some(old) };
+
+    // SAFETY: as above, a zeroed sigaction is valid; every field we rely on is set below.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction =
+        on_sigbus as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) as usize;
+    // SA_ONSTACK: run on an alternate signal stack where the thread has one (a fault on a nearly
+    // exhausted stack must still be handled). SA_RESTART: a system call interrupted by a fault in
+    // another part of the program is resumed, as with the default disposition.
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is fully initialised and `on_sigbus` has the SA_SIGINFO signature.
+    if unsafe { libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) } != 0 {
+        return Err(Error::last("sigaction"));
+    }
+    *done = true;
+    INSTALLED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Whether the guard is installed in this process.
+pub fn is_installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
+/// A registered mapping. Dropping it unregisters the range; do that before unmapping it.
+#[derive(Debug)]
+pub struct Registration {
+    slot: usize,
+}
+
+/// Registers `[start, start + len)` (page-aligned start, length a multiple of the page size) so that
+/// truncation faults inside it are absorbed. Installs the handler first if needed.
+///
+/// Fails with `ENOMEM` when [`MAX_MAPPINGS`] ranges are already registered.
+pub fn register(start: usize, len: usize) -> Result<Registration> {
+    install()?;
+    let hint = HINT.load(Ordering::Relaxed) % MAX_MAPPINGS;
+    for i in (hint..MAX_MAPPINGS).chain(0..hint) {
+        let slot = &SLOTS[i];
+        if slot
+            .state
+            .compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        slot.start.store(start, Ordering::Relaxed);
+        slot.len.store(len, Ordering::Relaxed);
+        slot.stale.store(false, Ordering::Relaxed);
+        HIGH_WATER.fetch_max(i + 1, Ordering::Release);
+        // Publishes start/len/stale to the handler's Acquire load of `state`.
+        slot.state.store(LIVE, Ordering::Release);
+        HINT.store(i + 1, Ordering::Relaxed);
+        return Ok(Registration { slot: i });
+    }
+    Err(Error::new(Errno::ENOMEM, "mmap")
+        .with_detail("too many mappings guarded against truncation at once"))
+}
+
+impl Registration {
+    /// Whether a truncation fault inside this range has been absorbed (the range now holds zero pages
+    /// from the first faulting page on).
+    pub fn is_stale(&self) -> bool {
+        SLOTS[self.slot].stale.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let slot = &SLOTS[self.slot];
+        slot.state.store(FREE, Ordering::Release);
+        HINT.store(self.slot, Ordering::Relaxed);
+    }
+}
+
+/// Saves `errno` on creation and restores it on drop, so the handler is invisible to the interrupted
+/// code even when its system calls fail.
+struct SavedErrno(i32);
+
+impl SavedErrno {
+    fn save() -> Self {
+        // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's lifetime.
+        SavedErrno(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for SavedErrno {
+    fn drop(&mut self) {
+        // SAFETY: as in `save`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
+
+/// The handler. Async-signal-safe: atomics and raw system calls only (see the module docs).
+extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let _errno = SavedErrno::save();
+    // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler (null is checked anyway).
+    if unsafe { absorb(info) } {
+        return;
+    }
+    // SAFETY: `info` and `ctx` are what the kernel gave us, passed on unchanged.
+    unsafe { forward(sig, info, ctx) };
+}
+
+/// Absorbs a truncation fault inside a registered mapping. Returns false for anything else.
+///
+/// # Safety
+/// `info` must be null or point to the siginfo_t the kernel passed to the handler.
+unsafe fn absorb(info: *const libc::siginfo_t) -> bool {
+    if info.is_null() {
+        return false;
+    }
+    // SAFETY: checked non-null; the kernel's siginfo_t is valid for the handler's duration.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // si_code <= 0 means a process sent the signal (kill, tgkill, sigqueue): not a fault. Only
+    // BUS_ADRERR is a page past the end of a file (or a page the disk failed to read); hardware
+    // memory errors (BUS_MCEERR_*) and alignment faults stay the kernel's business.
+    if code != libc::BUS_ADRERR {
+        return false;
+    }
+    let page_size = PAGE_SIZE.load(Ordering::Relaxed);
+    let high = HIGH_WATER.load(Ordering::Acquire);
+    for slot in &SLOTS[..high.min(MAX_MAPPINGS)] {
+        if slot.state.load(Ordering::Acquire) != LIVE {
+            continue;
+        }
+        let start = slot.start.load(Ordering::Relaxed);
+        let len = slot.len.load(Ordering::Relaxed);
+        if addr < start || addr - start >= len {
+            continue;
+        }
+        let page = addr & !(page_size - 1);
+        let end = start + len;
+        // SAFETY: [page, end) lies inside a mapping we created and still own (it is LIVE in the
+        // registry, and owners unregister before unmapping). Replacing it with private anonymous
+        // zero pages keeps the addresses valid: readers see zeros, writers write to private pages.
+        let ret = unsafe {
+            libc::mmap(
+                page as *mut libc::c_void,
+                end - page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ret == libc::MAP_FAILED {
+            // Out of memory for page tables: nothing we can do; let the previous handler decide.
+            return false;
+        }
+        slot.stale.store(true, Ordering::Release);
+        return true;
+    }
+    false
+}
+
+/// Hands a signal we do not handle to the disposition that was there before us.
+///
+/// # Safety
+/// `info` and `ctx` must be what the kernel passed to the handler.
+unsafe fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: written once before the handler was installed, read-only since (see `Previous`).
+    let previous = unsafe { *PREVIOUS.0.get() };
+    let Some(previous) = previous else {
+        return default_action(sig, info);
+    };
+    let fault = !info.is_null() && {
+        // SAFETY: checked non-null; valid for the handler's duration.
+        unsafe { (*info).si_code > 0 }
+    };
+    match previous.sa_sigaction {
+        libc::SIG_DFL => default_action(sig, info),
+        // An ignored SIGBUS sent by a process stays ignored. A fault cannot be ignored: the kernel
+        // forces the default action when the faulting instruction runs again, so give it that now
+        // (returning with our handler still installed would fault again forever).
+        libc::SIG_IGN if !fault => {}
+        libc::SIG_IGN => default_action(sig, info),
+        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
+            // SAFETY: the previous disposition was installed with SA_SIGINFO, so `handler` is a
+            // function with this signature.
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                unsafe { std::mem::transmute(handler) };
+            f(sig, info, ctx);
+        }
+        handler => {
+            // SAFETY: without SA_SIGINFO the previous disposition is a one-argument handler.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+            f(sig);
+        }
+    }
+}
+
+/// The default action: restore `SIG_DFL`, then let the signal kill the process as it would have.
+///
+/// For a fault, returning re-runs the faulting instruction, which faults again and now gets the
+/// default action (death by `SIGBUS`, with a core dump where enabled). A signal sent by a process is
+/// raised again; it is blocked while this handler runs and is delivered as soon as it returns.
+fn default_action(sig: libc::c_int, info: *const libc::siginfo_t) {
+    // SAFETY: a zeroed sigaction with sa_sigaction = SIG_DFL (0) is the default disposition.
+    let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `dfl` is a valid sigaction; sigaction is async-signal-safe.
+    unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) };
+    // SAFETY: `info` is null or the kernel's siginfo_t.
+    let sent = info.is_null() || unsafe { (*info).si_code <= 0 };
+    if sent {
+        // SAFETY: raise is async-signal-safe.
+        unsafe { libc::raise(sig) };
+    }
+}
