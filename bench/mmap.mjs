@@ -11,13 +11,13 @@
 // Each variant runs N times, interleaved in rotating order, on a file warm in the page cache. Prints
 // medians, best runs, RSS growth (and the private, anonymous part of it) and ratios against the
 // baselines measured in the same run. Not a test: the figures move with the machine and its load.
-import { closeSync, createReadStream, createWriteStream, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
-import { cpus, release, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { mmap, capabilitiesSync } from 'zerocopy';
+import { mmap } from 'zerocopy';
+import { MiB, NOISE_NOTE, best, clearProgress, median, printMachine, printTable, progress, rotated, scratch, warm, writeWorkload } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -32,46 +32,17 @@ const reads = Number(values.reads);
 const runs = Number(values.runs);
 const size = sizeMiB * 1024 * 1024;
 const BLOCK = 4096;
-const MiB = 1024 * 1024;
 
-const dir = mkdtempSync(join(values.dir, 'zerocopy-bench-'));
-const file = join(dir, 'data');
-const cleanup = () => rmSync(dir, { recursive: true, force: true });
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
-
+const s = scratch(values.dir);
+const file = s.path('data');
 const gc = globalThis.gc ?? (() => {});
-const caps = capabilitiesSync(dir);
-console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), Linux ${release()}, Node ${process.version}`);
-console.log(`filesystem: ${caps.filesystem?.type} at ${dir}${globalThis.gc ? '' : ' (run with --expose-gc for steadier RSS figures)'}`);
+printMachine(s.dir);
+if (!globalThis.gc) console.log('(run with --expose-gc for steadier RSS figures)');
 console.log(
   `workload: one ${sizeMiB} MiB file, warm in the page cache; (a) ${reads.toLocaleString('en')} random ${BLOCK}-byte reads, ` +
     `(b) a checksum of every 32-bit word; ${runs} runs per variant, interleaved in rotating order\n`,
 );
-
-{
-  const block = Buffer.alloc(MiB);
-  for (let i = 0; i < block.length; i += 4) block.writeUInt32LE((i * 2654435761) >>> 0, i);
-  const out = createWriteStream(file);
-  for (let i = 0; i < sizeMiB; i++) {
-    block.writeUInt32LE(i, 0);
-    if (!out.write(Buffer.from(block))) await new Promise((r) => out.once('drain', r));
-  }
-  await new Promise((r) => out.end(r));
-}
-
-/** Pulls the file into the page cache through one reused buffer. */
-function warm() {
-  const fd = openSync(file, 'r');
-  const buf = Buffer.allocUnsafe(MiB);
-  try {
-    while (readSync(fd, buf, 0, buf.length, null) > 0);
-  } finally {
-    closeSync(fd);
-  }
-}
+await writeWorkload(file, sizeMiB);
 
 // The same random block offsets for every variant.
 const blocks = size / BLOCK;
@@ -188,11 +159,10 @@ function rssAnonKiB() {
 async function measure(variants) {
   const results = new Map(variants.map(([name]) => [name, { wall: [], rss: [], anon: [], sums: new Set() }]));
   for (let run = 0; run < runs; run++) {
-    const order = [...variants.slice(run % variants.length), ...variants.slice(0, run % variants.length)];
-    for (const [name, fn] of order) {
-      warm();
+    for (const [name, fn] of rotated(variants, run)) {
+      warm(file);
       gc();
-      if (process.stdout.isTTY) process.stdout.write(`\rrun ${run + 1}/${runs}: ${name}`.padEnd(70));
+      progress(`run ${run + 1}/${runs}: ${name}`);
       const rss0 = process.memoryUsage().rss;
       const anon0 = rssAnonKiB();
       marked = undefined;
@@ -207,16 +177,14 @@ async function measure(variants) {
       r.sums.add(sum);
     }
   }
-  if (process.stdout.isTTY) process.stdout.write('\r'.padEnd(71) + '\r');
+  clearProgress();
   return results;
 }
-
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 function report(title, variants, results, unit, perOp) {
   const rows = variants.map(([name]) => {
     const r = results.get(name);
-    return { name, wall: median(r.wall), best: Math.min(...r.wall), rss: median(r.rss), anon: median(r.anon) };
+    return { name, wall: median(r.wall), best: best(r.wall), rss: median(r.rss), anon: median(r.anon) };
   });
   const checks = new Set(variants.map(([name]) => [...results.get(name).sums].join()));
   if (checks.size !== 1) throw new Error(`${title}: variants disagree on the data read: ${[...checks].join(' / ')}`);
@@ -233,11 +201,8 @@ function report(title, variants, results, unit, perOp) {
     `${(base.best / r.best).toFixed(2)}x`,
     `${(rows[2].wall / r.wall).toFixed(2)}x`,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(title);
-  console.log(line(header));
-  for (const row of table) console.log(line(row));
+  printTable(header, table);
   console.log('');
   return rows;
 }
@@ -254,7 +219,7 @@ try {
   console.log(
     "RSS +MiB is measured at each variant's fullest moment and counts the file's pages mapped into this process (shared page cache, reclaimable); anon +MiB is the private memory in it.",
   );
-  console.log('Medians move with neighbours on shared machines; the best runs show what each path costs undisturbed.');
+  console.log(NOISE_NOTE);
 } finally {
-  cleanup();
+  s.cleanup();
 }

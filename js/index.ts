@@ -8,9 +8,9 @@
  */
 export { copyFile, copyFileSync } from './copy.js';
 export type { CopyMechanism, CopyOptions, CopyResult, ReflinkMode } from './copy.js';
-export { sendFile, SMALL_FILE_LIMIT } from './socket.js';
+export { sendFile } from './socket.js';
 export type { SendFileOptions, SendMechanism, SendResult } from './socket.js';
-export { serveFile } from './http.js';
+export { serveFile, INLINE_BODY_LIMIT } from './http.js';
 export type { ServeFileOptions, ServeResult } from './http.js';
 export { capabilities, capabilitiesSync } from './capabilities.js';
 export type { Capabilities, DirectIoAlignment, FilesystemCapabilities } from './capabilities.js';

@@ -2,7 +2,7 @@
  * Sending files into sockets: `sendFile`.
  */
 import { fstat, read, type Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 
 import { abortError, AbortError, invalidArgType, withBytes, type ErrnoError } from './errors.js';
@@ -14,8 +14,8 @@ import * as check from './validate.js';
 
 /**
  * How the bytes travelled: `'sendfile'` (page cache to socket inside the kernel), `'readwrite'` (read
- * into memory and written: small files, where that is cheaper, and procfs-like files), or `'stream'`
- * (Node streams: TLS sockets, whose bytes must be encrypted in user space).
+ * into memory and written: files whose size `stat` cannot tell, like procfs), or `'stream'` (Node
+ * streams: TLS sockets, whose bytes must be encrypted in user space).
  */
 export type SendMechanism = 'sendfile' | 'readwrite' | 'stream';
 
@@ -39,11 +39,10 @@ export interface SendResult {
 }
 
 /**
- * Below this size a file is read into memory and written with one `socket.write`: the kernel path's
- * fixed costs (flushing Node's queue, a native hop, waking the promise) outweigh one copy of a small
- * file. Measured with bench/socket.mjs --small; see the README.
+ * The most bytes the first attempt pushes from a pool thread (the socket's buffer usually stops it
+ * much earlier). Pool threads never wait on the network: a full socket hands over to the reactor.
  */
-export const SMALL_FILE_LIMIT = 64 * 1024;
+const FIRST_BUDGET = 8 * 1024 * 1024;
 
 /** Bytes per step when someone is watching (signal or progress). */
 const WATCHED_STEP = 8 * 1024 * 1024;
@@ -126,8 +125,6 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
   try {
     if (socket.connecting) await connected(socket);
     if ((socket as { encrypted?: boolean }).encrypted) return await sendStream(hold, plan);
-    const small = await smallFile(plan);
-    if (small !== undefined) return await sendSmall(hold, small, plan);
     const fd = socketFd(socket);
     if (fd === undefined) {
       const err = new Error('The socket has no file descriptor (destroyed?)') as ErrnoError;
@@ -169,77 +166,25 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
   const unsubscribe = onAbort(signal, () => job.cancel('abort'));
   socket?.once('close', onClose);
   const budget = signal || onProgress ? WATCHED_STEP : Infinity;
+  const first = Math.min(budget, FIRST_BUDGET);
   try {
-    for (;;) {
-      const p: SendProgress = await job.step(budget);
-      if (p.done) {
-        onProgress?.(p.bytes, p.bytes);
-        return { bytes: p.bytes, mechanism: p.mechanism as SendMechanism };
-      }
+    // What the socket takes at once goes out from a pool thread (which also opens a path), with no
+    // wait: sendfile may block on a cold file, which must not happen on the event loop. Only a full
+    // socket buffer sends the rest to the reactor.
+    let p: SendProgress = await job.attempt(first);
+    while (!p.done) {
       onProgress?.(p.bytes, Math.max(p.total ?? p.bytes, p.bytes));
       if (signal?.aborted) throw abortError(signal);
+      p = await job.step(budget);
     }
+    onProgress?.(p.bytes, p.bytes);
+    return { bytes: p.bytes, mechanism: p.mechanism as SendMechanism };
   } catch (err) {
     throw failure(err, job.bytes, signal);
   } finally {
     unsubscribe();
     socket?.off('close', onClose);
     job.close();
-  }
-}
-
-interface SmallFile {
-  handle: FileHandle;
-  start: number;
-  length: number;
-}
-
-/** Opens the file and returns it when the range to send is under {@link SMALL_FILE_LIMIT}. */
-async function smallFile(plan: Plan): Promise<SmallFile | undefined> {
-  // Only paths are probed here: an fd's position semantics belong to the native path.
-  const path = plan.file.path;
-  if (path === undefined) return undefined;
-  let st;
-  try {
-    st = await stat(path);
-  } catch {
-    return undefined; // let the native path report the error with its full shape
-  }
-  if (!st.isFile() || st.size === 0) return undefined;
-  const start = plan.offset ?? 0;
-  const length = Math.max(0, Math.min(plan.length ?? Infinity, st.size - start));
-  if (length >= SMALL_FILE_LIMIT) return undefined;
-  try {
-    return { handle: await open(path, 'r'), start, length };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Small files: one read into memory, one `socket.write`. */
-async function sendSmall(hold: Hold, small: SmallFile, plan: Plan): Promise<SendResult> {
-  const { signal, onProgress } = plan;
-  try {
-    const buf = Buffer.allocUnsafe(small.length);
-    let got = 0;
-    while (got < small.length) {
-      const { bytesRead } = await small.handle.read(buf, got, small.length - got, small.start + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    if (got < small.length) {
-      const err = new Error(`the file ended at byte ${small.start + got} while sending bytes ${small.start}..${small.start + small.length} (was it truncated?)`) as ErrnoError;
-      err.code = 'ERR_FILE_TRUNCATED';
-      throw err;
-    }
-    if (signal?.aborted) throw abortError(signal);
-    await hold.write(buf);
-    onProgress?.(got, got);
-    return { bytes: got, mechanism: 'readwrite' };
-  } catch (err) {
-    throw failure(err, 0, signal);
-  } finally {
-    await small.handle.close();
   }
 }
 

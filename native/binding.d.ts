@@ -62,8 +62,16 @@ export declare class Mapping {
 
 /** A file being sent into a socket. */
 export declare class SendJob {
-  /** Duplicates the socket fd (and a file fd) now; a file path is opened by the first step. */
+  /**
+   * Duplicates the socket fd (and a file fd) now. An fd source is examined at once (fstat, no disk
+   * I/O); a path source is opened by `attempt()`.
+   */
   constructor(spec: SendSpec)
+  /**
+   * On the thread pool: opens a path source if needed, then sends what the socket takes right now
+   * without waiting. Never on the event loop thread: `sendfile` may block reading a cold file.
+   */
+  attempt(budget: number): Promise<SendProgress>
   /** Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed. */
   step(budget: number): Promise<SendProgress>
   /**

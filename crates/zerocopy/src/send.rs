@@ -1,11 +1,12 @@
-//! Sending a file into a socket (or pipe): `sendfile(2)` driven by readiness.
+//! Sending a file into a socket (or pipe): `sendfile(2)`, tried at once and then driven by readiness.
 //!
-//! The socket is non-blocking (libuv's, or made so for the duration of the send). Each step calls
-//! `sendfile` until the socket buffer is full (`EAGAIN`), then sleeps on the reactor until the peer
-//! has read some; a [`Cancel`] interrupts the sleep. Files whose `stat` size is 0 (procfs, sysfs)
-//! cannot be sent by `sendfile` reliably, so they go through a buffer (`read` + `write`).
-//!
-//! Must be used inside a tokio runtime (the reactor registration happens in [`SendFile::open`]).
+//! The socket is non-blocking (libuv's, or made so for the duration of the send), so a `sendfile`
+//! call never waits: it moves what fits in the socket buffer and answers `EAGAIN` when it is full.
+//! [`SendFile::try_step`] makes such calls on the caller's thread and stops at the first `EAGAIN` —
+//! most small and medium sends finish there with no thread hop at all. [`SendFile::step`] goes on
+//! from there: it sleeps on a tokio reactor until the peer has read some, and a [`Cancel`]
+//! interrupts the sleep. Files whose `stat` size is 0 (procfs, sysfs) cannot be sent by `sendfile`
+//! reliably, so they go through a buffer (`read` + `write`).
 
 use std::os::fd::OwnedFd;
 
@@ -43,26 +44,83 @@ impl SendMechanism {
     }
 }
 
-/// A file being sent into a socket.
+/// Where a send stands after [`SendFile::try_step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Everything was sent.
+    Done,
+    /// The socket buffer is full: [`SendFile::step`] will wait for the peer.
+    Blocked,
+    /// The budget was used up; more to send.
+    Budget,
+}
+
+/// The fds and buffers that move bytes; separate from the waiting machinery so both can be borrowed.
 #[derive(Debug)]
-pub struct SendFile {
-    socket: Registered,
-    /// The socket was blocking; it is non-blocking while we send and put back afterwards.
-    restore_blocking: bool,
+struct Io {
+    socket: OwnedFd,
     file: End,
-    /// Bytes to send in all; `None` for size-0 files, sent until end of file.
-    limit: Option<u64>,
-    moved: u64,
     mechanism: SendMechanism,
     /// Read/write path: bytes read from the file and not yet written, `buffer[pending.0..pending.1]`.
     buffer: Vec<u8>,
     pending: (usize, usize),
+}
+
+impl Io {
+    /// One non-blocking write to the socket: the bytes it moved, `None` at the end of a file of unknown
+    /// size, `Err(EAGAIN)` when the socket buffer is full, `Ok(Some(0))` if `sendfile` found end of file.
+    fn write_once(&mut self, moved: u64, want: u64) -> Result<Option<u64>> {
+        match self.mechanism {
+            SendMechanism::Sendfile => {
+                let chunk = usize::try_from(want)
+                    .map_or(sendfile::MAX_CHUNK, |w| w.min(sendfile::MAX_CHUNK));
+                let mut offset = self.file.at(moved);
+                let n = sendfile::sendfile(&self.socket, &self.file.fd, offset.as_mut(), chunk)?;
+                Ok(Some(n as u64))
+            }
+            SendMechanism::ReadWrite => {
+                if self.pending.0 == self.pending.1 {
+                    if self.buffer.is_empty() {
+                        self.buffer = vec![0; RW_BUFFER];
+                    }
+                    let len = usize::try_from(want).map_or(RW_BUFFER, |w| w.min(RW_BUFFER));
+                    let n =
+                        file::read_at(&self.file.fd, &mut self.buffer[..len], self.file.at(moved))?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    self.pending = (0, n);
+                }
+                let n = file::write_at(
+                    &self.socket,
+                    &self.buffer[self.pending.0..self.pending.1],
+                    None,
+                )?;
+                self.pending.0 += n;
+                Ok(Some(n as u64))
+            }
+        }
+    }
+}
+
+/// A file being sent into a socket.
+#[derive(Debug)]
+pub struct SendFile {
+    io: Io,
+    /// A duplicate of the socket registered with the tokio reactor, made the first time a send must
+    /// wait for the peer.
+    waiter: Option<Registered>,
+    /// The socket was blocking; it is non-blocking while we send and put back afterwards.
+    restore_blocking: bool,
+    /// Bytes to send in all; `None` for size-0 files, sent until end of file.
+    limit: Option<u64>,
+    moved: u64,
     finished: bool,
 }
 
 impl SendFile {
-    /// Prepares to send `file` (from `offset`, at most `length` bytes) into `socket`, which the
-    /// send owns (pass a duplicate). Registers the socket with the current tokio runtime.
+    /// Prepares to send `file` (from `offset`, at most `length` bytes) into `socket`, which the send
+    /// owns (pass a duplicate). Opening a path is blocking I/O; with an fd nothing here touches the disk.
     ///
     /// Fails on: a regular file as `socket` (`EINVAL`: use a copy), a directory as `file` (`EISDIR`),
     /// a `file` that is not a regular file (`EINVAL`: streams belong to `splice`), an offset on a
@@ -94,20 +152,17 @@ impl SendFile {
                 )))
             }
         }
-        let sock_st = file::fstat(&socket)?;
-        if file::file_type(&sock_st) == SFlag::S_IFREG {
+        if file::file_type(&file::fstat(&socket)?) == SFlag::S_IFREG {
             return Err(Error::new(Errno::EINVAL, SYSCALL).with_detail(
                 "the destination is a regular file, not a socket or pipe (use copyFile)",
             ));
         }
-        let restore_blocking = !socket::is_nonblocking(&socket)?;
-        let registered = Registered::new(socket)?;
-        if restore_blocking {
-            file::set_nonblocking(registered.fd(), true)?;
-        }
-
         let owned = path.is_some();
         let (start, position) = start_of(&file_fd, offset, owned, SYSCALL).map_err(with_path)?;
+        let restore_blocking = !socket::is_nonblocking(&socket)?;
+        if restore_blocking {
+            file::set_nonblocking(&socket, true)?;
+        }
         let known = st.st_size > 0;
         let limit = if known {
             let available = (st.st_size as u64).saturating_sub(start.unwrap_or(0) as u64);
@@ -116,23 +171,26 @@ impl SendFile {
             length
         };
         let mut send = SendFile {
-            socket: registered,
-            restore_blocking,
-            file: End {
-                fd: file_fd,
-                path,
-                start,
-                position,
+            io: Io {
+                socket,
+                file: End {
+                    fd: file_fd,
+                    path,
+                    start,
+                    position,
+                },
+                mechanism: if known {
+                    SendMechanism::Sendfile
+                } else {
+                    SendMechanism::ReadWrite
+                },
+                buffer: Vec::new(),
+                pending: (0, 0),
             },
+            waiter: None,
+            restore_blocking,
             limit,
             moved: 0,
-            mechanism: if known {
-                SendMechanism::Sendfile
-            } else {
-                SendMechanism::ReadWrite
-            },
-            buffer: Vec::new(),
-            pending: (0, 0),
             finished: false,
         };
         if send.limit == Some(0) {
@@ -153,7 +211,7 @@ impl SendFile {
 
     /// How the bytes travel.
     pub fn mechanism(&self) -> SendMechanism {
-        self.mechanism
+        self.io.mechanism
     }
 
     /// Whether the send has ended (complete, failed or cancelled).
@@ -161,8 +219,18 @@ impl SendFile {
         self.finished
     }
 
+    /// Sends up to about `budget` bytes without ever waiting: stops when done, when the budget is used,
+    /// or at the first `EAGAIN`. Safe to call on an event loop thread.
+    pub fn try_step(&mut self, budget: u64) -> Result<Attempt> {
+        if self.finished {
+            return Ok(Attempt::Done);
+        }
+        let result = self.try_step_inner(budget).map(|(attempt, _)| attempt);
+        self.settle_if_ended(result)
+    }
+
     /// Sends up to about `budget` more bytes, sleeping on readiness while the peer is not reading.
-    /// Returns `Ok(true)` when everything was sent.
+    /// Returns `Ok(true)` when everything was sent. Must run inside a tokio runtime.
     ///
     /// Errors: the socket's (`EPIPE`, `ECONNRESET`, …); `ERR_FILE_TRUNCATED` when the file ends before
     /// the bytes it had when the send started; `ABORT_ERR` when cancelled by abort;
@@ -173,13 +241,8 @@ impl SendFile {
             return Ok(true);
         }
         let result = self.advance(budget, cancel).await;
-        if !matches!(result, Ok(false)) {
-            self.finish();
-        }
-        result.map_err(|e| match &self.file.path {
-            Some(p) => e.with_path(p),
-            None => e,
-        })
+        self.settle_if_ended(result.map(|done| if done { Attempt::Done } else { Attempt::Budget }))
+            .map(|a| a == Attempt::Done)
     }
 
     fn remaining(&self) -> u64 {
@@ -189,20 +252,34 @@ impl SendFile {
     async fn advance(&mut self, budget: u64, cancel: &Cancel) -> Result<bool> {
         let mut left = budget;
         loop {
-            if self.remaining() == 0 {
-                return Ok(true);
+            if let Some(reason) = cancel.reason() {
+                return Err(self.cancelled(reason));
             }
-            if left == 0 {
-                return Ok(false);
+            match self.try_step_inner(left)? {
+                (Attempt::Done, _) => return Ok(true),
+                (Attempt::Budget, _) => return Ok(false),
+                (Attempt::Blocked, sent) => left = left.saturating_sub(sent),
             }
-            let want = self.remaining().min(left);
-            // Biased towards cancellation: an abort wins over a socket that is ready again.
+            if self.waiter.is_none() {
+                self.waiter = Some(Registered::new(file::dup_cloexec(
+                    std::os::fd::AsFd::as_fd(&self.io.socket),
+                )?)?);
+            }
+            let want = self.remaining().min(left.max(1));
+            let moved = self.moved;
+            let (io, waiter) = (&mut self.io, self.waiter.as_ref());
+            let Some(waiter) = waiter else {
+                return Err(Error::new(Errno::EINVAL, SYSCALL));
+            };
+            // Biased towards cancellation: an abort wins over a socket that is ready again. Cancelling
+            // can only interrupt the wait, never a write, so `moved` stays exact.
             let sent = tokio::select! {
                 biased;
                 reason = cancel.cancelled() => return Err(self.cancelled(reason)),
-                sent = self.send_some(want) => sent?,
+                sent = waiter.write_with(|_| io.write_once(moved, want)) => sent?,
             };
             match sent {
+                Some(0) => return Err(self.truncated()),
                 Some(n) => {
                     self.moved += n;
                     left = left.saturating_sub(n);
@@ -212,54 +289,45 @@ impl SendFile {
         }
     }
 
-    /// One successful write to the socket (waiting for readiness first if needed): the bytes it
-    /// moved, or `None` at the end of a file of unknown size. Cancelling this future can only
-    /// interrupt the wait, never a write, so `moved` stays exact.
-    async fn send_some(&mut self, want: u64) -> Result<Option<u64>> {
-        match self.mechanism {
-            SendMechanism::Sendfile => {
-                let chunk = usize::try_from(want)
-                    .map_or(sendfile::MAX_CHUNK, |w| w.min(sendfile::MAX_CHUNK));
-                let mut offset = self.file.at(self.moved);
-                let file = &self.file.fd;
-                let n = self
-                    .socket
-                    .write_with(|sock| sendfile::sendfile(sock, file, offset.as_mut(), chunk))
-                    .await?;
-                if n == 0 {
-                    return Err(self.truncated());
-                }
-                Ok(Some(n as u64))
+    /// `try_step` without settling, returning what it sent too.
+    fn try_step_inner(&mut self, budget: u64) -> Result<(Attempt, u64)> {
+        let before = self.moved;
+        let mut left = budget;
+        loop {
+            if self.remaining() == 0 {
+                return Ok((Attempt::Done, self.moved - before));
             }
-            SendMechanism::ReadWrite => {
-                if self.pending.0 == self.pending.1 {
-                    if self.buffer.is_empty() {
-                        self.buffer = vec![0; RW_BUFFER];
-                    }
-                    let len = usize::try_from(want).map_or(RW_BUFFER, |w| w.min(RW_BUFFER));
-                    let n = file::read_at(
-                        &self.file.fd,
-                        &mut self.buffer[..len],
-                        self.file.at(self.moved),
-                    )?;
-                    if n == 0 {
-                        return Ok(None);
-                    }
-                    self.pending = (0, n);
+            if left == 0 {
+                return Ok((Attempt::Budget, self.moved - before));
+            }
+            let want = self.remaining().min(left);
+            match self.io.write_once(self.moved, want) {
+                Ok(Some(0)) => return Err(self.truncated()),
+                Ok(Some(n)) => {
+                    self.moved += n;
+                    left = left.saturating_sub(n);
                 }
-                let data = &self.buffer[self.pending.0..self.pending.1];
-                let n = self
-                    .socket
-                    .write_with(|sock| file::write_at(sock, data, None))
-                    .await?;
-                self.pending.0 += n;
-                Ok(Some(n as u64))
+                Ok(None) => return Ok((Attempt::Done, self.moved - before)),
+                Err(e) if e.errno() == Errno::EAGAIN => {
+                    return Ok((Attempt::Blocked, self.moved - before))
+                }
+                Err(e) => return Err(e),
             }
         }
     }
 
+    fn settle_if_ended(&mut self, result: Result<Attempt>) -> Result<Attempt> {
+        if !matches!(result, Ok(Attempt::Blocked | Attempt::Budget)) {
+            self.finish();
+        }
+        result.map_err(|e| match &self.io.file.path {
+            Some(p) => e.with_path(p),
+            None => e,
+        })
+    }
+
     fn truncated(&self) -> Error {
-        let start = self.file.start.unwrap_or(0) as u64;
+        let start = self.io.file.start.unwrap_or(0) as u64;
         let total = self.limit.unwrap_or(0);
         Error::custom(
             "ERR_FILE_TRUNCATED",
@@ -284,7 +352,7 @@ impl SendFile {
             ),
             // Destroyed on the JS side: if the peer reset or closed the connection, that is the real
             // story; only a connection that is still fine was destroyed by the application.
-            CancelReason::Destroyed => match socket::probe_send(self.socket.fd()) {
+            CancelReason::Destroyed => match socket::probe_send(&self.io.socket) {
                 Err(e) => e,
                 Ok(()) => Error::custom(
                     "ERR_STREAM_DESTROYED",
@@ -302,10 +370,10 @@ impl SendFile {
             return;
         }
         self.finished = true;
-        settle(&self.file, self.moved);
+        settle(&self.io.file, self.moved);
         if self.restore_blocking {
             // Best effort: the fd is the caller's again and the send's outcome matters more.
-            let _ = file::set_nonblocking(self.socket.fd(), false);
+            let _ = file::set_nonblocking(&self.io.socket, false);
         }
     }
 }

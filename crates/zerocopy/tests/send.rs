@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use zerocopy_io::copy::Source;
 use zerocopy_io::ready::{Cancel, CancelReason};
-use zerocopy_io::send::{SendFile, SendMechanism};
+use zerocopy_io::send::{Attempt, SendFile, SendMechanism};
 use zerocopy_io::sys::{file, socket};
 use zerocopy_io::Errno;
 
@@ -328,10 +328,46 @@ fn bad_ends_are_refused_before_sending() {
         .unwrap_err();
         assert_eq!(err.errno(), Errno::ENOENT);
     });
-    // Outside a runtime: an error, not a panic.
-    let (ours, _theirs) = UnixStream::pair().unwrap();
-    let err = SendFile::open(dup(&ours), Source::path(&path), None, None).unwrap_err();
-    assert_eq!(err.errno(), Errno::EINVAL);
+}
+
+#[test]
+fn try_step_sends_without_waiting_and_without_a_runtime() {
+    let dir = disk_dir();
+    let (small, data) = make_file(dir.path(), "small", 30_000, 11);
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let reader = collect(theirs);
+    // No tokio runtime here: the non-blocking attempt needs none.
+    let mut send = SendFile::open(dup(&ours), Source::path(&small), None, None).unwrap();
+    assert_eq!(send.try_step(u64::MAX).unwrap(), Attempt::Done);
+    assert!(send.is_finished());
+    drop(send); // the send's duplicate of the socket closes with it
+    drop(ours);
+    assert_eq!(reader.join().unwrap(), data);
+
+    // A peer that does not read: the attempt stops at EAGAIN, and step() finishes once it reads.
+    let (big, data) = make_file(dir.path(), "big", 16 << 20, 12);
+    let (server, mut client) = tcp_pair();
+    let mut send = SendFile::open(dup(&server), Source::path(&big), None, None).unwrap();
+    assert_eq!(send.try_step(u64::MAX).unwrap(), Attempt::Blocked);
+    let sent_at_once = send.bytes();
+    assert!(sent_at_once > 0 && sent_at_once < 16 << 20);
+    assert_eq!(
+        send.try_step(u64::MAX).unwrap(),
+        Attempt::Blocked,
+        "still full"
+    );
+    assert_eq!(send.bytes(), sent_at_once);
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).unwrap();
+        out
+    });
+    runtime().block_on(async {
+        assert!(send.step(u64::MAX, &Cancel::new()).await.unwrap());
+    });
+    drop(send);
+    drop(server);
+    assert_eq!(reader.join().unwrap(), data);
 }
 
 #[test]

@@ -7,15 +7,15 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::bindgen_prelude::{AsyncTask, Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 
 use super::error::{invalid, to_napi};
-use super::task::{to_js_number, to_u64};
+use super::task::{to_js_number, to_u64, Blocking};
 use crate::copy::Source;
 use crate::ready::{Cancel, CancelReason};
-use crate::send::SendFile;
+use crate::send::{Attempt, SendFile};
 use crate::sys::file;
 
 /// The socket and file of a send, as the TS layer resolved them.
@@ -40,6 +40,7 @@ pub struct SendProgress {
 }
 
 enum State {
+    /// A path source: opening it is blocking I/O, done by `attempt()` on the thread pool.
     Pending(Box<(std::os::fd::OwnedFd, Source, Option<u64>, Option<u64>)>),
     Running(Box<SendFile>),
     Ended,
@@ -53,29 +54,29 @@ pub struct SendJob {
     bytes: Arc<AtomicU64>,
 }
 
-async fn step(
-    state: &tokio::sync::Mutex<State>,
-    cancel: &Cancel,
+fn busy() -> crate::Error {
+    crate::Error::new(nix::errno::Errno::EBUSY, "sendfile")
+        .with_detail("a step of this send is already running")
+}
+
+fn ended() -> crate::Error {
+    crate::Error::custom(
+        "ERR_STREAM_DESTROYED",
+        nix::errno::Errno::EBADF,
+        "sendfile",
+        "the send was closed",
+    )
+}
+
+/// Reports where `send` stands after `result`, closing the job's fds once the send has ended.
+fn report(
+    state: &mut State,
     bytes: &AtomicU64,
-    budget: u64,
+    result: crate::Result<bool>,
 ) -> crate::Result<SendProgress> {
-    let mut guard = state.lock().await;
-    if let State::Pending(_) = &*guard {
-        let State::Pending(spec) = std::mem::replace(&mut *guard, State::Ended) else {
-            return Err(crate::Error::new(nix::errno::Errno::EINVAL, "sendfile"));
-        };
-        let (socket, source, offset, length) = *spec;
-        *guard = State::Running(Box::new(SendFile::open(socket, source, offset, length)?));
-    }
-    let State::Running(send) = &mut *guard else {
-        return Err(crate::Error::custom(
-            "ERR_STREAM_DESTROYED",
-            nix::errno::Errno::EBADF,
-            "sendfile",
-            "the send was closed",
-        ));
+    let State::Running(send) = &*state else {
+        return Err(ended());
     };
-    let result = send.step(budget, cancel).await;
     bytes.store(send.bytes(), Ordering::Relaxed);
     let progress = SendProgress {
         bytes: to_js_number(send.bytes()),
@@ -85,31 +86,89 @@ async fn step(
     };
     if !matches!(result, Ok(false)) {
         // Finished or failed: close our duplicates now, not at garbage collection.
-        *guard = State::Ended;
+        *state = State::Ended;
     }
     result.map(|_| progress)
 }
 
+/// Opens a pending job (a path source) and sends what the socket takes without waiting.
+fn open_and_try(state: &mut State, bytes: &AtomicU64, budget: u64) -> crate::Result<SendProgress> {
+    if let State::Pending(_) = &*state {
+        let State::Pending(spec) = std::mem::replace(state, State::Ended) else {
+            return Err(ended());
+        };
+        let (socket, source, offset, length) = *spec;
+        *state = State::Running(Box::new(SendFile::open(socket, source, offset, length)?));
+    }
+    let result = match state {
+        State::Running(send) => send.try_step(budget).map(|a| a == Attempt::Done),
+        _ => return Err(ended()),
+    };
+    report(state, bytes, result)
+}
+
+async fn step(
+    state: &tokio::sync::Mutex<State>,
+    cancel: &Cancel,
+    bytes: &AtomicU64,
+    budget: u64,
+) -> crate::Result<SendProgress> {
+    let mut guard = state.lock().await;
+    let result = match &mut *guard {
+        State::Running(send) => send.step(budget, cancel).await,
+        State::Pending(_) => return open_and_try(&mut guard, bytes, budget),
+        State::Ended => return Err(ended()),
+    };
+    report(&mut guard, bytes, result)
+}
+
+fn budget_of(budget: f64) -> u64 {
+    if budget.is_finite() && budget >= 1.0 {
+        budget as u64
+    } else {
+        u64::MAX
+    }
+}
+
 #[napi]
 impl SendJob {
-    /// Duplicates the socket fd (and a file fd) now; a file path is opened by the first step.
+    /// Duplicates the socket fd (and a file fd) now. An fd source is examined at once (fstat, no disk
+    /// I/O); a path source is opened by `attempt()`.
     #[napi(constructor)]
     pub fn new(spec: SendSpec) -> napi::Result<Self> {
         let socket = file::dup_raw(spec.socket_fd).map_err(to_napi)?;
-        let source = match (spec.file_path, spec.file_fd) {
-            (Some(path), None) => Source::Path(PathBuf::from(OsStr::from_bytes(&path))),
-            (None, Some(fd)) => Source::Fd(file::dup_raw(fd).map_err(to_napi)?),
-            _ => return Err(invalid("file")),
-        };
         let offset = spec.offset.map(|v| to_u64(v, "offset")).transpose()?;
         let length = spec.length.map(|v| to_u64(v, "length")).transpose()?;
+        let state = match (spec.file_path, spec.file_fd) {
+            (Some(path), None) => {
+                let source = Source::Path(PathBuf::from(OsStr::from_bytes(&path)));
+                State::Pending(Box::new((socket, source, offset, length)))
+            }
+            (None, Some(fd)) => {
+                let source = Source::Fd(file::dup_raw(fd).map_err(to_napi)?);
+                State::Running(Box::new(
+                    SendFile::open(socket, source, offset, length).map_err(to_napi)?,
+                ))
+            }
+            _ => return Err(invalid("file")),
+        };
         Ok(SendJob {
-            state: Arc::new(tokio::sync::Mutex::new(State::Pending(Box::new((
-                socket, source, offset, length,
-            ))))),
+            state: Arc::new(tokio::sync::Mutex::new(state)),
             cancel: Cancel::new(),
             bytes: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// On the thread pool: opens a path source if needed, then sends what the socket takes right now
+    /// without waiting. Never on the event loop thread: `sendfile` may block reading a cold file.
+    #[napi(ts_return_type = "Promise<SendProgress>")]
+    pub fn attempt(&self, budget: f64) -> AsyncTask<Blocking<SendProgress>> {
+        let (state, bytes) = (Arc::clone(&self.state), Arc::clone(&self.bytes));
+        let budget = budget_of(budget);
+        AsyncTask::new(Blocking::new(move || {
+            let mut guard = state.try_lock().map_err(|_| busy())?;
+            open_and_try(&mut guard, &bytes, budget)
+        }))
     }
 
     /// Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed.
@@ -124,11 +183,7 @@ impl SendJob {
             self.cancel.clone(),
             Arc::clone(&self.bytes),
         );
-        let budget = if budget.is_finite() && budget >= 1.0 {
-            budget as u64
-        } else {
-            u64::MAX
-        };
+        let budget = budget_of(budget);
         env.spawn_future(
             async move { step(&state, &cancel, &bytes, budget).await.map_err(to_napi) },
         )

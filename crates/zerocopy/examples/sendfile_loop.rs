@@ -1,0 +1,60 @@
+//! The reference the socket benchmark measures zerocopy against: a bare `sendfile(2)` loop from the
+//! core crate into a blocking TCP socket, with no runtime, no readiness and no JavaScript.
+//! Prints one JSON line: wall seconds, CPU seconds and context switches of this process.
+//!
+//! `cargo run --release --example sendfile_loop -- PORT FILE`
+
+use std::net::{Shutdown, TcpStream};
+use std::time::Instant;
+
+use zerocopy_io::sys::sendfile::{sendfile, MAX_CHUNK};
+
+fn usage() -> std::io::Error {
+    std::io::Error::other("usage: sendfile_loop PORT FILE")
+}
+
+fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args.next().and_then(|p| p.parse().ok()).ok_or_else(usage)?;
+    let path = args.next().ok_or_else(usage)?;
+    let file = std::fs::File::open(&path)?;
+    let size = file.metadata()?.len();
+    let before = usage_now();
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    let mut offset = 0i64;
+    while (offset as u64) < size {
+        let want = usize::try_from(size - offset as u64)
+            .unwrap_or(MAX_CHUNK)
+            .min(MAX_CHUNK);
+        if sendfile(&stream, &file, Some(&mut offset), want)? == 0 {
+            break;
+        }
+    }
+    stream.shutdown(Shutdown::Write)?;
+    // Wait for the sink to close: every byte has been read by then.
+    let _ = std::io::Read::read(&mut stream, &mut [0u8; 1]);
+    let wall = started.elapsed().as_secs_f64();
+    let after = usage_now();
+    println!(
+        "{{\"bytes\":{offset},\"wall\":{wall},\"cpu\":{},\"nvcsw\":{},\"nivcsw\":{}}}",
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2
+    );
+    Ok(())
+}
+
+/// CPU seconds, voluntary and involuntary context switches of this process so far.
+fn usage_now() -> (f64, i64, i64) {
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage for the call.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (
+        secs(ru.ru_utime) + secs(ru.ru_stime),
+        ru.ru_nvcsw,
+        ru.ru_nivcsw,
+    )
+}
