@@ -17,6 +17,7 @@ pub struct Error {
     path: Option<PathBuf>,
     dest: Option<PathBuf>,
     detail: Option<&'static str>,
+    code: Option<&'static str>,
 }
 
 /// Result alias used by every function in this crate.
@@ -31,6 +32,7 @@ impl Error {
             path: None,
             dest: None,
             detail: None,
+            code: None,
         }
     }
 
@@ -65,14 +67,26 @@ impl Error {
         self
     }
 
+    /// Replaces the errno name as the error's `code`, for conditions that deserve their own name
+    /// (e.g. `ERR_DIRECT_IO_UNSUPPORTED` for an `EINVAL` that means "this filesystem refuses O_DIRECT").
+    /// `errno` keeps the kernel's value.
+    #[must_use]
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
     /// The errno value.
     pub fn errno(&self) -> Errno {
         self.errno
     }
 
-    /// The symbolic code, e.g. `"EBADF"`.
+    /// The symbolic code, e.g. `"EBADF"`, or the one set by [`with_code`](Self::with_code).
     pub fn code(&self) -> String {
-        format!("{:?}", self.errno)
+        match self.code {
+            Some(code) => code.to_owned(),
+            None => format!("{:?}", self.errno),
+        }
     }
 
     /// The name of the failing system call, e.g. `"copy_file_range"`.
@@ -187,6 +201,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "EINVAL: source and destination are the same file, copy"
+        );
+        let err = Error::new(Errno::EINVAL, "open")
+            .with_code("ERR_DIRECT_IO_UNSUPPORTED")
+            .with_detail("O_DIRECT is not supported here")
+            .with_path("/mnt/x");
+        assert_eq!(err.errno(), Errno::EINVAL);
+        assert_eq!(
+            err.to_string(),
+            "ERR_DIRECT_IO_UNSUPPORTED: O_DIRECT is not supported here, open '/mnt/x'"
         );
     }
 
