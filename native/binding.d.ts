@@ -25,6 +25,40 @@ export declare class CopyJob {
   close(): void
 }
 
+/**
+ * An open Direct I/O file. Steps run on the thread pool and hold the file until they finish, so
+ * `close()` while one runs closes the descriptor only after it: the number cannot be reused under it.
+ */
+export declare class DirectHandle {
+  /** The file descriptor (-1 once closed). */
+  get fd(): number
+  /** The file's O_DIRECT alignment. */
+  get alignment(): NativeDirectIoAlignment
+  /** "direct" | "buffered" */
+  get mechanism(): string
+  /** Reads into `buffer` from `position`, up to `budget` bytes, on the thread pool. */
+  read(buffer: Buffer, position: number, budget: number, bounce: boolean): Promise<DirectStep>
+  /** Reads into `buffer` from `position`, up to `budget` bytes, on the calling thread. */
+  readSync(buffer: Buffer, position: number, budget: number, bounce: boolean): DirectStep
+  /** Writes `buffer` at `position`, up to `budget` bytes, on the thread pool. */
+  write(buffer: Buffer, position: number, budget: number, bounce: boolean): Promise<DirectStep>
+  /** Writes `buffer` at `position`, up to `budget` bytes, on the calling thread. */
+  writeSync(buffer: Uint8Array, position: number, budget: number, bounce: boolean): DirectStep
+  /** The file's size in bytes, on the thread pool. */
+  size(): Promise<number>
+  /** The file's size in bytes. */
+  sizeSync(): number
+  /** Sets the file's size to `length` bytes, on the thread pool. */
+  truncate(length: number): Promise<void>
+  /** Sets the file's size to `length` bytes. */
+  truncateSync(length: number): void
+  /** Closes the file: at once when idle, else when the last running step ends. Idempotent. */
+  close(): void
+}
+
+/** The address of `buffer`'s first byte modulo `alignment`: 0 when it suits O_DIRECT. */
+export declare function addressMisalignment(buffer: Uint8Array, alignment: number): number
+
 /** Probes (once, then cached) the kernel and, given a path, its filesystem. */
 export declare function capabilities(path?: Buffer | undefined | null): Promise<NativeCapabilities>
 
@@ -68,6 +102,28 @@ export interface CopySpec {
   dstOffset?: number
 }
 
+/** How to open a file for Direct I/O, as the TS layer resolved it. */
+export interface DirectOpenSpec {
+  /** Path bytes. */
+  path: Buffer
+  /** `open(2)` flags (access mode, O_CREAT, O_EXCL, O_TRUNC, O_SYNC, O_DSYNC, O_NOATIME, O_NOFOLLOW). */
+  flags: number
+  /** Permission bits for a created file. */
+  mode: number
+  /** "error" | "buffered" */
+  fallback: string
+  /** Behave as if the filesystem refused O_DIRECT (tests). */
+  simulateUnsupported?: boolean
+}
+
+/** What one read or write step did. */
+export interface DirectStep {
+  /** Bytes moved. */
+  bytes: number
+  /** Reads: the file ended before the buffer was filled. */
+  eof: boolean
+}
+
 /** What the kernel supports, plus the filesystem of the given path. */
 export interface NativeCapabilities {
   kernel: string
@@ -97,6 +153,24 @@ export interface NativeFsCapabilities {
   copyFileRange?: boolean
   directIo?: boolean
   directIoAlignment?: NativeDirectIoAlignment
+}
+
+/** Opens a file for Direct I/O on the thread pool. */
+export declare function openDirect(spec: DirectOpenSpec): Promise<DirectHandle>
+
+/** Opens a file for Direct I/O on the calling thread. */
+export declare function openDirectSync(spec: DirectOpenSpec): DirectHandle
+
+/**
+ * How much of the file at `path` is in the page cache (mincore). For tests and benchmarks; the
+ * public `residency()` belongs to the mmap API.
+ */
+export declare function pageCacheResidency(path: Buffer): PageCacheResidency
+
+/** Pages of a file and how many of them are in the page cache. */
+export interface PageCacheResidency {
+  pages: number
+  resident: number
 }
 
 /** `FICLONE` (or `FICLONERANGE` with a range) on the thread pool. */

@@ -836,10 +836,15 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CopyJob = nativeBinding.CopyJob
+module.exports.DirectHandle = nativeBinding.DirectHandle
+module.exports.addressMisalignment = nativeBinding.addressMisalignment
 module.exports.capabilities = nativeBinding.capabilities
 module.exports.capabilitiesSync = nativeBinding.capabilitiesSync
 module.exports.copyFileRange = nativeBinding.copyFileRange
 module.exports.copyFileRangeSync = nativeBinding.copyFileRangeSync
+module.exports.openDirect = nativeBinding.openDirect
+module.exports.openDirectSync = nativeBinding.openDirectSync
+module.exports.pageCacheResidency = nativeBinding.pageCacheResidency
 module.exports.reflink = nativeBinding.reflink
 module.exports.reflinkSync = nativeBinding.reflinkSync
 module.exports.sendfile = nativeBinding.sendfile

@@ -9,7 +9,7 @@ use napi_derive::napi;
 
 use super::error::to_napi;
 use super::task::Blocking;
-use crate::sys::probe::{self, AlignmentSource};
+use crate::sys::probe::{self, AlignmentSource, DirectIoAlignment};
 
 /// O_DIRECT alignment for one filesystem.
 #[napi(object)]
@@ -18,6 +18,21 @@ pub struct NativeDirectIoAlignment {
     pub offset: u32,
     /// "statx" | "blockdev" | "default"
     pub source: String,
+}
+
+impl From<DirectIoAlignment> for NativeDirectIoAlignment {
+    fn from(a: DirectIoAlignment) -> Self {
+        NativeDirectIoAlignment {
+            memory: a.memory,
+            offset: a.offset,
+            source: match a.source {
+                AlignmentSource::Statx => "statx",
+                AlignmentSource::BlockDevice => "blockdev",
+                AlignmentSource::Default => "default",
+            }
+            .to_owned(),
+        }
+    }
 }
 
 /// What one filesystem supports.
@@ -56,16 +71,7 @@ fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
                 reflink: fs.reflink,
                 copy_file_range: fs.copy_file_range,
                 direct_io: fs.direct_io,
-                direct_io_alignment: fs.direct_io_alignment.map(|a| NativeDirectIoAlignment {
-                    memory: a.memory,
-                    offset: a.offset,
-                    source: match a.source {
-                        AlignmentSource::Statx => "statx",
-                        AlignmentSource::BlockDevice => "blockdev",
-                        AlignmentSource::Default => "default",
-                    }
-                    .to_owned(),
-                }),
+                direct_io_alignment: fs.direct_io_alignment.map(NativeDirectIoAlignment::from),
             });
     Ok(NativeCapabilities {
         kernel: k.kernel.clone(),
