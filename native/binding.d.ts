@@ -124,6 +124,12 @@ export interface DirectStep {
   eof: boolean
 }
 
+/** `posix_fadvise(2)` on the thread pool. `length` 0 means "to the end of the file". */
+export declare function fadvise(fd: number, offset: number, length: number, advice: string): Promise<void>
+
+/** `posix_fadvise(2)` on the calling thread. */
+export declare function fadviseSync(fd: number, offset: number, length: number, advice: string): void
+
 /** What the kernel supports, plus the filesystem of the given path. */
 export interface NativeCapabilities {
   kernel: string
