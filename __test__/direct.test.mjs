@@ -7,6 +7,7 @@ import { closeSync, constants, existsSync, openSync, readFileSync, readSync, sta
 import { constants as osConstants } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { once } from 'node:events';
 
 import {
   AbortError,
@@ -247,6 +248,8 @@ test('bad arguments: Node-style TypeError/RangeError codes before any system cal
       [() => alignedBuffer(-1), 'ERR_OUT_OF_RANGE', RangeError],
       [() => alignedBuffer(10, 3), 'ERR_OUT_OF_RANGE', RangeError],
       [() => createDirectReadStream(path, { start: 10, end: 5 }), 'ERR_OUT_OF_RANGE', RangeError],
+      [() => createDirectReadStream(path, { readAhead: 0 }), 'ERR_OUT_OF_RANGE', RangeError],
+      [() => createDirectReadStream(path, { highWaterMark: '1m' }), 'ERR_INVALID_ARG_TYPE', TypeError],
       [() => createDirectWriteStream(s.path('never'), { flags: 'a' }), 'ERR_INVALID_ARG_VALUE', TypeError],
     ];
     for (const [run, code, Class] of cases) {
@@ -384,16 +387,16 @@ test('read stream: start/end at any alignment, like fs.createReadStream; events 
   const size = 2 * MiB + 99;
   const path = makeFile(s.path('rs'), size);
   const content = readFileSync(path);
-  for (const [start, end] of [
-    [undefined, undefined],
-    [1, 1],
-    [511, 4096],
-    [4097, size - 2],
-    [size - 1, undefined],
-    [size + 5, undefined],
-    [0, size + 100],
+  for (const [start, end, readAhead] of [
+    [undefined, undefined, undefined],
+    [1, 1, 1],
+    [511, 4096, 2],
+    [4097, size - 2, 1],
+    [size - 1, undefined, 8],
+    [size + 5, undefined, undefined],
+    [0, size + 100, 3],
   ]) {
-    const stream = createDirectReadStream(path, { start, end, highWaterMark: 100_000 });
+    const stream = createDirectReadStream(path, { start, end, readAhead, highWaterMark: 100_000 });
     let opened;
     stream.on('open', (fd) => (opened = fd));
     const got = await collect(stream);
@@ -583,6 +586,8 @@ test('abort: reads and writes stop between chunks with AbortError and bytesTrans
   assert.is(err.name, 'AbortError');
   assert.ok(stream.destroyed);
   assert.ok(seen >= 4 * MiB && seen < size);
+  if (!stream.closed) await once(stream, 'close');
+  assert.is(stream.fd, -1, "'close' comes once the descriptor is closed");
 });
 
 test('close: idempotent; later calls fail with EBADF; a read in flight finishes first', async () => {
@@ -657,7 +662,6 @@ test('no fd leaks: successes, failures, aborts and streams alike', async () => {
     outcomes.push(await settle(streamOut(s.path('leak-out'), randomBytes(10_000))));
     openDirectSync(path).closeSync();
   }
-  await new Promise((r) => setTimeout(r, 50));
   assert.is(openFds(), before, `outcomes: ${[...new Set(outcomes)].join(', ')}`);
   for (const expected of ['ok', 'ERR_DIRECT_IO_MISALIGNED', 'ABORT_ERR', 'EBADF', 'ENOENT', 'EISDIR', 'ERR_STREAM_PREMATURE_CLOSE']) {
     assert.ok(outcomes.includes(expected), `${expected} exercised (${[...new Set(outcomes)].join(', ')})`);

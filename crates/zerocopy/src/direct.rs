@@ -548,8 +548,10 @@ impl DirectFile {
         if scratch.is_none() {
             *scratch = self.lock_bounce().take();
         }
-        let align =
-            (self.alignment.memory.max(self.alignment.offset).max(1) as usize).next_power_of_two();
+        // Page-aligned at least: a buffer straddling pages needs twice the DMA segments.
+        let align = (self.alignment.memory.max(self.alignment.offset) as usize)
+            .max(probe::page_size())
+            .next_power_of_two();
         match scratch {
             Some(buf) if buf.len() >= len && buf.align() >= align => {}
             _ => *scratch = Some(AlignedBuf::zeroed(len.max(self.block()), align)?),
