@@ -161,8 +161,9 @@ test('file.alignment comes from the filesystem and matches capabilities(); mecha
     assert.is(file.mechanism, 'direct');
     assert.is(file.path, path);
     assert.ok(file.fd > 2);
-    const fsAlign = (await capabilities(s.dir)).filesystem.directIoAlignment;
-    assert.equal({ memory: a.memory, offset: a.offset, source: a.source }, fsAlign);
+    const own = { memory: a.memory, offset: a.offset, source: a.source };
+    assert.equal((await capabilities(path)).filesystem.directIoAlignment, own, 'capabilities(file) asks the file');
+    assert.equal((await capabilities(s.dir)).filesystem.directIoAlignment, own, 'the same filesystem');
   } finally {
     await file.close();
   }

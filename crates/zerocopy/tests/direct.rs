@@ -95,8 +95,14 @@ fn files_on_disk_open_direct_with_the_filesystems_alignment() {
     );
     let flags = nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
     assert!(OFlag::from_bits_truncate(flags).contains(OFlag::O_DIRECT));
-    // The same figures as the per-fd helper and, on ext4 with Linux 6.1+, from statx.
+    // The same figures as the per-fd and per-path helpers and, on ext4 with Linux 6.1+, from statx.
     assert_eq!(sys::alignment(file.as_fd()).unwrap(), a);
+    assert_eq!(sys::path_alignment(&path).unwrap(), Some(a));
+    assert_eq!(
+        sys::path_alignment(dir.path()).unwrap(),
+        None,
+        "a directory"
+    );
     if zerocopy_io::sys::probe::filesystem(dir.path())
         .unwrap()
         .fs_type
@@ -504,6 +510,16 @@ fn block_devices_work_too() {
         assert_eq!(file.size().unwrap(), 8 * MIB as u64, "BLKGETSIZE64");
         let a = file.alignment();
         assert!(a.offset >= 512 && a.offset.is_power_of_two(), "{a:?}");
+        assert_eq!(sys::path_alignment(Path::new(&dev)).unwrap(), Some(a));
+        let logical: u32 = std::fs::read_to_string(format!(
+            "/sys/block/{}/queue/logical_block_size",
+            dev.trim_start_matches("/dev/")
+        ))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+        assert_eq!(a.offset, logical, "the device's own logical block size");
         let data = pattern(MIB + 3, 13);
         write_all(&file, &data, 1000, Unaligned::Bounce);
         let mut back = vec![0u8; data.len()];

@@ -45,6 +45,18 @@ pub fn alignment(fd: impl AsFd) -> Result<DirectIoAlignment> {
     Ok(probe::block_device_alignment(dev))
 }
 
+/// The O_DIRECT alignment of the file at `path`, when it is a regular file or a block device (`None`
+/// for directories and the rest): as [`alignment`], through an `O_PATH` descriptor, so it needs no
+/// permission to read the file.
+pub fn path_alignment(path: &Path) -> Result<Option<DirectIoAlignment>> {
+    let fd = file::open(path, OFlag::O_PATH, Mode::empty())?;
+    let kind = file::file_type(&file::fstat(&fd).map_err(|e| e.with_path(path))?);
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFBLK {
+        return Ok(None);
+    }
+    alignment(&fd).map(Some).map_err(|e| e.with_path(path))
+}
+
 /// Whether `value` is a multiple of `align` (a power of two; 0 and 1 accept everything).
 #[inline]
 pub fn is_aligned(value: u64, align: u32) -> bool {
