@@ -209,6 +209,7 @@ class Transfer {
     readonly buffer: Buffer,
     readonly position: number,
     readonly budget: number,
+    readonly bounce: boolean,
     readonly signal: AbortSignal | undefined,
   ) {}
 
@@ -268,24 +269,12 @@ export class DirectFile {
    * with code 'ERR_DIRECT_IO_MISALIGNED' before touching the file.
    */
   async read(buffer: NodeJS.ArrayBufferView, position: number, options?: DirectIoOptions): Promise<number> {
-    const t = this.#start('read', buffer, position, options);
-    try {
-      while (t.more()) t.record(await this.#handle.read(t.rest(), t.position + t.done, t.budget, this.#bounce(options)));
-      return t.done;
-    } catch (err) {
-      throw withBytes(err, t.done);
-    }
+    return this.#transfer('read', buffer, position, options);
   }
 
   /** Synchronous {@link DirectFile.read}. */
   readSync(buffer: NodeJS.ArrayBufferView, position: number, options?: DirectIoOptions): number {
-    const t = this.#start('read', buffer, position, options);
-    try {
-      while (t.more()) t.record(this.#handle.readSync(t.rest(), t.position + t.done, t.budget, this.#bounce(options)));
-      return t.done;
-    } catch (err) {
-      throw withBytes(err, t.done);
-    }
+    return this.#transferSync('read', buffer, position, options);
   }
 
   /**
@@ -296,24 +285,12 @@ export class DirectFile {
    * a write that ends past the end of the file leaves it exactly `position + buffer.length` long.
    */
   async write(buffer: NodeJS.ArrayBufferView, position: number, options?: DirectIoOptions): Promise<number> {
-    const t = this.#start('write', buffer, position, options);
-    try {
-      while (t.more()) t.record(await this.#handle.write(t.rest(), t.position + t.done, t.budget, this.#bounce(options)));
-      return t.done;
-    } catch (err) {
-      throw withBytes(err, t.done);
-    }
+    return this.#transfer('write', buffer, position, options);
   }
 
   /** Synchronous {@link DirectFile.write}. */
   writeSync(buffer: NodeJS.ArrayBufferView, position: number, options?: DirectIoOptions): number {
-    const t = this.#start('write', buffer, position, options);
-    try {
-      while (t.more()) t.record(this.#handle.writeSync(t.rest(), t.position + t.done, t.budget, this.#bounce(options)));
-      return t.done;
-    } catch (err) {
-      throw withBytes(err, t.done);
-    }
+    return this.#transferSync('write', buffer, position, options);
   }
 
   /** The file's size in bytes (a block device's capacity). */
@@ -377,8 +354,28 @@ export class DirectFile {
     this.#handle.close();
   }
 
-  #bounce(options: DirectIoOptions | undefined): boolean {
-    return (options?.unaligned ?? this.#unaligned) === 'bounce';
+  /** Steps on the thread pool until the transfer is done, checking the signal between steps. */
+  async #transfer(op: Op, buffer: unknown, position: unknown, options: unknown): Promise<number> {
+    const t = this.#start(op, buffer, position, options);
+    const step = op === 'read' ? this.#handle.read : this.#handle.write;
+    try {
+      while (t.more()) t.record(await step.call(this.#handle, t.rest(), t.position + t.done, t.budget, t.bounce));
+      return t.done;
+    } catch (err) {
+      throw withBytes(err, t.done);
+    }
+  }
+
+  /** The same on the calling thread. */
+  #transferSync(op: Op, buffer: unknown, position: unknown, options: unknown): number {
+    const t = this.#start(op, buffer, position, options);
+    const step = op === 'read' ? this.#handle.readSync : this.#handle.writeSync;
+    try {
+      while (t.more()) t.record(step.call(this.#handle, t.rest(), t.position + t.done, t.budget, t.bounce));
+      return t.done;
+    } catch (err) {
+      throw withBytes(err, t.done);
+    }
   }
 
   /** Validates a read or write and checks the alignment rules, all before any system call. */
@@ -399,7 +396,7 @@ export class DirectFile {
       if (skew !== 0) throw misaligned('buffer', 'memory', memory, skew);
     }
     if (signal?.aborted) throw withBytes(abortError(signal), 0);
-    return new Transfer(buffer, position, signal ? WATCHED_STEP : STEP, signal);
+    return new Transfer(buffer, position, signal ? WATCHED_STEP : STEP, unaligned === 'bounce', signal);
   }
 }
 

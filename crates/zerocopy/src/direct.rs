@@ -307,24 +307,16 @@ impl DirectFile {
         budget: usize,
         unaligned: Unaligned,
     ) -> Result<Step> {
-        let bounce = unaligned == Unaligned::Bounce;
-        if !bounce {
-            self.check(buf, offset, "read")
-                .map_err(|e| self.decorate(e))?;
-        }
+        let bounce = self.admit(buf, offset, unaligned, "read")?;
         let limit = self.limit(buf.len(), budget, bounce);
-        let mut scratch = None;
-        let result = run(limit, |done| {
-            let at = offset_at(offset, done)?;
+        self.step(limit, offset, |done, at, scratch| {
             let dst = &mut buf[done..limit];
             match self.mechanism {
                 Mechanism::Buffered => self.read_buffered(dst, at),
-                Mechanism::Direct if bounce => self.read_bounced(dst, at, &mut scratch),
+                Mechanism::Direct if bounce => self.read_bounced(dst, at, scratch),
                 Mechanism::Direct => self.read_direct(dst, at),
             }
-        });
-        self.give_back(scratch);
-        result.map_err(|e| self.decorate(e))
+        })
     }
 
     /// Writes `buf` at `offset`, at most `budget` bytes (in bounded system calls).
@@ -337,22 +329,47 @@ impl DirectFile {
         budget: usize,
         unaligned: Unaligned,
     ) -> Result<Step> {
-        let bounce = unaligned == Unaligned::Bounce;
-        if !bounce {
-            self.check(buf, offset, "write")
-                .map_err(|e| self.decorate(e))?;
-        }
+        let bounce = self.admit(buf, offset, unaligned, "write")?;
         let limit = self.limit(buf.len(), budget, bounce);
-        let mut scratch = None;
-        let result = run(limit, |done| {
-            let at = offset_at(offset, done)?;
+        self.step(limit, offset, |done, at, scratch| {
             let src = &buf[done..limit];
             let n = match self.mechanism {
                 Mechanism::Buffered => self.write_buffered(src, at)?,
-                Mechanism::Direct if bounce => self.write_bounced(src, at, &mut scratch)?,
+                Mechanism::Direct if bounce => self.write_bounced(src, at, scratch)?,
                 Mechanism::Direct => self.write_direct(src, at)?,
             };
             Ok((n, false))
+        })
+    }
+
+    /// Checks the alignment rules unless bouncing; returns whether to bounce.
+    fn admit(
+        &self,
+        buf: &[u8],
+        offset: u64,
+        unaligned: Unaligned,
+        syscall: &'static str,
+    ) -> Result<bool> {
+        match unaligned {
+            Unaligned::Bounce => Ok(true),
+            Unaligned::Error => self
+                .check(buf, offset, syscall)
+                .map(|()| false)
+                .map_err(|e| self.decorate(e)),
+        }
+    }
+
+    /// Runs `piece(done, file offset, bounce buffer)` until `limit` bytes moved (see [`run`]), lending
+    /// the pieces one bounce buffer and keeping it for the next step.
+    fn step(
+        &self,
+        limit: usize,
+        offset: u64,
+        mut piece: impl FnMut(usize, u64, &mut Option<AlignedBuf>) -> Result<(usize, bool)>,
+    ) -> Result<Step> {
+        let mut scratch = None;
+        let result = run(limit, |done| {
+            piece(done, offset_at(offset, done)?, &mut scratch)
         });
         self.give_back(scratch);
         result.map_err(|e| self.decorate(e))

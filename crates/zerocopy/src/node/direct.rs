@@ -161,9 +161,7 @@ impl DirectHandle {
         budget: f64,
         bounce: bool,
     ) -> napi::Result<AsyncTask<Blocking<DirectStep>>> {
-        let file = self.file("read")?;
-        let at = to_u64(position, "position")?;
-        let (budget, mode) = (budget_of(budget), mode_of(bounce));
+        let (file, at, budget, mode) = self.request("read", position, budget, bounce)?;
         Ok(AsyncTask::new(Blocking::new(move || {
             file.read_step(&mut buffer, at, budget, mode).map(step_of)
         })))
@@ -178,9 +176,8 @@ impl DirectHandle {
         budget: f64,
         bounce: bool,
     ) -> napi::Result<DirectStep> {
-        let file = self.file("read")?;
-        let at = to_u64(position, "position")?;
-        file.read_step(&mut buffer, at, budget_of(budget), mode_of(bounce))
+        let (file, at, budget, mode) = self.request("read", position, budget, bounce)?;
+        file.read_step(&mut buffer, at, budget, mode)
             .map(step_of)
             .map_err(to_napi)
     }
@@ -194,9 +191,7 @@ impl DirectHandle {
         budget: f64,
         bounce: bool,
     ) -> napi::Result<AsyncTask<Blocking<DirectStep>>> {
-        let file = self.file("write")?;
-        let at = to_u64(position, "position")?;
-        let (budget, mode) = (budget_of(budget), mode_of(bounce));
+        let (file, at, budget, mode) = self.request("write", position, budget, bounce)?;
         Ok(AsyncTask::new(Blocking::new(move || {
             file.write_step(&buffer, at, budget, mode).map(step_of)
         })))
@@ -211,9 +206,8 @@ impl DirectHandle {
         budget: f64,
         bounce: bool,
     ) -> napi::Result<DirectStep> {
-        let file = self.file("write")?;
-        let at = to_u64(position, "position")?;
-        file.write_step(buffer, at, budget_of(budget), mode_of(bounce))
+        let (file, at, budget, mode) = self.request("write", position, budget, bounce)?;
+        file.write_step(buffer, at, budget, mode)
             .map(step_of)
             .map_err(to_napi)
     }
@@ -260,6 +254,19 @@ impl DirectHandle {
         self.file
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The file and converted arguments of a read or write.
+    fn request(
+        &self,
+        syscall: &'static str,
+        position: i64,
+        budget: f64,
+        bounce: bool,
+    ) -> napi::Result<(Arc<DirectFile>, u64, usize, Unaligned)> {
+        let file = self.file(syscall)?;
+        let at = to_u64(position, "position")?;
+        Ok((file, at, budget_of(budget), mode_of(bounce)))
     }
 
     fn file(&self, syscall: &'static str) -> napi::Result<Arc<DirectFile>> {
