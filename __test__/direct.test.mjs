@@ -8,6 +8,8 @@ import { constants as osConstants } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 
 import {
   AbortError,
@@ -639,6 +641,24 @@ test('alignedBuffer: aligned, zero-filled, pooled when small, its own memory whe
   a.fill(1);
   assert.ok(b.every((x) => x === 0));
   assert.is.not(alignedBuffer(MiB).buffer, alignedBuffer(MiB).buffer, 'large buffers have their own memory');
+
+  // From a huge page up: huge-page aligned and, once touched, backed by transparent huge pages
+  // (measured in a fresh process, where nothing else frees huge pages meanwhile).
+  const huge = native.hugePageSize();
+  if (huge > 0) {
+    const big = alignedBuffer(4 * huge + 5);
+    assert.is(misalignment(big, huge), 0);
+    const script = `
+      const { alignedBuffer } = require(${JSON.stringify(createRequire(import.meta.url).resolve('zerocopy'))});
+      const { readFileSync } = require('node:fs');
+      const anonHuge = () => Number(/AnonHugePages:\\s+(\\d+)/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]);
+      const before = anonHuge();
+      const buf = alignedBuffer(${4 * huge + 5});
+      buf.fill(7);
+      process.stdout.write(String(anonHuge() - before));`;
+    const gained = Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
+    assert.ok(gained >= (4 * huge) / 1024, `${gained} kB more in huge pages`);
+  }
 });
 
 test('no fd leaks: successes, failures, aborts and streams alike', async () => {

@@ -13,6 +13,8 @@ import * as check from './validate.js';
 /** Default chunk: large requests are what make O_DIRECT fast (there is no readahead). */
 const DEFAULT_CHUNK = 1024 * 1024;
 const DEFAULT_READ_AHEAD = 4;
+/** Read stream chunks come from slabs of at least a huge page. */
+const SLAB_MIN = 2 * 1024 * 1024;
 const FALLBACK_MODES = ['error', 'buffered'] as const;
 
 /** Options of {@link createDirectReadStream}. */
@@ -48,11 +50,11 @@ export interface DirectWriteStreamOptions {
 }
 
 /**
- * Stream buffers start on a page even where the device accepts less (512 here and there): a buffer
- * that straddles pages needs twice the DMA segments, so large requests get split more.
+ * Stream chunks are whole pages (and blocks) and start on a page even where the device accepts 512
+ * bytes: a buffer straddling pages needs more DMA segments per request.
  */
-function pageAligned(file: DirectFile): number {
-  return Math.max(4096, file.alignment.memory);
+function chunkAlignment(file: DirectFile): number {
+  return Math.max(4096, file.alignment.memory, file.alignment.offset);
 }
 
 function roundUp(n: number, to: number): number {
@@ -94,6 +96,8 @@ export class DirectReadStream extends Readable {
   #eof = false;
   /** Bytes to drop from the front of the first chunk (an unaligned start). */
   #skip = 0;
+  #slab: Buffer | undefined;
+  #slabUsed = 0;
 
   constructor(path: string, options?: DirectReadStreamOptions) {
     // Everything is validated before super(): the stream schedules its open as soon as it exists.
@@ -126,7 +130,7 @@ export class DirectReadStream extends Readable {
         this.#file = file;
         this.mechanism = file.mechanism;
         const block = file.alignment.offset;
-        this.#chunk = roundUp(this.#chunk, block);
+        this.#chunk = roundUp(this.#chunk, chunkAlignment(file));
         this.#next = this.#start - (this.#start % block);
         this.#skip = this.#start - this.#next;
         this.pending = false;
@@ -176,6 +180,21 @@ export class DirectReadStream extends Readable {
     });
   }
 
+  /**
+   * Memory for one chunk, carved from a slab of `readAhead` chunks (at least 2 MiB, so it gets huge
+   * pages: see alignedBuffer). A chunk still held downstream keeps its slab alive, as Buffer's pool does.
+   */
+  #buffer(want: number, file: DirectFile): Buffer {
+    const step = roundUp(want, chunkAlignment(file));
+    if (!this.#slab || this.#slabUsed + step > this.#slab.length) {
+      this.#slab = alignedBuffer(Math.max(this.#readAhead * this.#chunk, SLAB_MIN), chunkAlignment(file));
+      this.#slabUsed = 0;
+    }
+    const buffer = this.#slab.subarray(this.#slabUsed, this.#slabUsed + want);
+    this.#slabUsed += step;
+    return buffer;
+  }
+
   /** The aligned end of the range: reads stop there. */
   #limit(file: DirectFile): number {
     return roundUp(this.#end, file.alignment.offset);
@@ -190,7 +209,7 @@ export class DirectReadStream extends Readable {
     while (!this.#eof && this.#queue.length < this.#readAhead && this.#next < limit) {
       const at = this.#next;
       const want = Math.min(this.#chunk, limit - at);
-      const buffer = alignedBuffer(want, pageAligned(file));
+      const buffer = this.#buffer(want, file);
       const result = file.read(buffer, at, { signal: this.#signal, unaligned: 'error' });
       result.catch(() => {}); // reported when it reaches the front of the queue
       this.#queue.push({ at, want, buffer, result });
@@ -259,10 +278,11 @@ export class DirectWriteStream extends Writable {
       (file) => {
         this.#file = file;
         this.mechanism = file.mechanism;
-        const { offset } = file.alignment;
-        this.#chunk = roundUp(this.#chunk, offset);
-        this.#staging = [alignedBuffer(this.#chunk, pageAligned(file)), alignedBuffer(this.#chunk, pageAligned(file))];
-        this.#base = this.#pos % offset;
+        this.#chunk = roundUp(this.#chunk, chunkAlignment(file));
+        // One allocation for both chunks: 2 MiB by default, so it gets huge pages (see alignedBuffer).
+        const both = alignedBuffer(2 * this.#chunk, chunkAlignment(file));
+        this.#staging = [both.subarray(0, this.#chunk), both.subarray(this.#chunk)];
+        this.#base = this.#pos % file.alignment.offset;
         this.#capacity = this.#chunk - this.#base;
         this.pending = false;
         this.emit('open', file.fd);

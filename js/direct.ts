@@ -151,6 +151,13 @@ const POOL_ALIGN = 4096;
 
 let slab: { memory: ArrayBuffer; start: number; used: number } | undefined;
 
+let hugePageSize: number | undefined;
+/** The transparent huge page size, or 0 where there are none (asked once). */
+function hugePage(): number {
+  hugePageSize ??= native.hugePageSize();
+  return hugePageSize;
+}
+
 /** A zero-filled ArrayBuffer of `size + pad` bytes and the first offset in it aligned to `alignment`. */
 function alignedRegion(size: number, alignment: number): { memory: ArrayBuffer; start: number } {
   // `new ArrayBuffer` memory lives inside V8's own allocator (never an external buffer, so this works
@@ -164,21 +171,30 @@ function alignedRegion(size: number, alignment: number): { memory: ArrayBuffer; 
  * A zero-filled Buffer of `size` bytes whose memory address is a multiple of `alignment` (a power of
  * two; default 4096, enough for any block device): what O_DIRECT reads and writes need.
  *
- * Requests up to 128 KiB with alignments up to 4096 are carved out of a shared 1 MiB slab, as
- * `Buffer.allocUnsafe` does from its pool (so their `.buffer` is shared: never transfer or detach
- * it); larger ones get an ArrayBuffer of their own, over-allocated by `alignment - 1` bytes. Either
- * way the memory is ordinary V8 ArrayBuffer memory, so this works where external buffers are
- * forbidden.
+ * The memory is an ordinary V8 ArrayBuffer, over-allocated and handed out as the aligned subarray, so
+ * this works where external buffers are forbidden. Requests up to 128 KiB with alignments up to 4096
+ * are carved out of a shared 1 MiB slab, as `Buffer.allocUnsafe` does from its pool (so their
+ * `.buffer` is shared: never transfer or detach it). Requests of a huge page (2 MiB) or more start on
+ * a huge page and ask the kernel for transparent huge pages behind them (`MADV_HUGEPAGE`,
+ * `MADV_COLLAPSE`): a device takes a bounded number of memory segments per request, so with 4 KiB
+ * pages O_DIRECT requests are cut near 1 MiB. Allocate large buffers once and reuse them.
  *
  * @example
  * const file = await openDirect('data.bin');
- * const buf = alignedBuffer(1 << 20, file.alignment.memory);
+ * const buf = alignedBuffer(8 << 20);
  * const n = await file.read(buf, 0);
  */
 export function alignedBuffer(size: number, alignment = POOL_ALIGN): Buffer {
   check.integer(size, 'size', 0, 2 ** 32);
   check.integer(alignment, 'alignment', 1, 2 ** 30);
   if (!isPowerOfTwo(alignment)) throw outOfRange('alignment', 'a power of two', alignment);
+  if (size >= hugePage() && hugePage() > 0) {
+    // Start on a huge page and ask for huge pages: O_DIRECT then needs few DMA segments per request.
+    const { memory, start } = alignedRegion(size, Math.max(alignment, hugePage()));
+    const buf = Buffer.from(memory, start, size);
+    native.hugepageHint(buf);
+    return buf;
+  }
   if (size > POOL_MAX || alignment > POOL_ALIGN) {
     const { memory, start } = alignedRegion(size, alignment);
     return Buffer.from(memory, start, size);

@@ -130,6 +130,15 @@ export declare function fadvise(fd: number, offset: number, length: number, advi
 /** `posix_fadvise(2)` on the calling thread. */
 export declare function fadviseSync(fd: number, offset: number, length: number, advice: string): void
 
+/**
+ * Asks for transparent huge pages behind the whole huge pages inside `buffer` (see
+ * `sys::direct::hugepage_hint`); true when they are in place.
+ */
+export declare function hugepageHint(buffer: Uint8Array): boolean
+
+/** The transparent huge page size in bytes, or 0 where they are unavailable or switched off. */
+export declare function hugePageSize(): number
+
 /** What the kernel supports, plus the filesystem of the given path. */
 export interface NativeCapabilities {
   kernel: string

@@ -609,3 +609,33 @@ fn aligned_buffers_are_aligned_and_zeroed() {
     assert_eq!(sys::misalignment(&buf[1..], 64), 1);
     assert!(sys::is_aligned(4096, 512) && !sys::is_aligned(4097, 512) && sys::is_aligned(7, 1));
 }
+
+fn anon_huge_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
+#[test]
+fn large_buffers_can_be_backed_by_huge_pages() {
+    let Some(huge) = sys::huge_page_size() else {
+        eprintln!("skipped: transparent huge pages are off here");
+        return;
+    };
+    let mut buf = AlignedBuf::zeroed(8 * MIB, huge).unwrap();
+    buf.fill(1); // touched: small pages now, so only a collapse can help
+    let before = anon_huge_kib();
+    assert!(sys::hugepage_hint(&buf), "MADV_COLLAPSE succeeded");
+    assert!(
+        anon_huge_kib() >= before + 4096,
+        "at least 4 MiB now in huge pages"
+    );
+    assert!(buf.iter().all(|&b| b == 1), "the bytes are unchanged");
+    assert!(
+        !sys::hugepage_hint(&buf[1..huge]),
+        "no whole huge page inside"
+    );
+}

