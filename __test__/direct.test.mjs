@@ -618,6 +618,35 @@ test('close: idempotent; later calls fail with EBADF; a read in flight finishes 
   assert.is(f2.fd, -1, 'Symbol.asyncDispose closes');
 });
 
+test('a DirectFile dropped without close() closes its descriptor when collected', () => {
+  const path = makeFile(s.path('gc'), 4096);
+  const script = `
+    const { openDirectSync } = require(${JSON.stringify(createRequire(import.meta.url).resolve('zerocopy'))});
+    const { readdirSync } = require('node:fs');
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const use = () => openDirectSync(${JSON.stringify(path)}).readSync(Buffer.alloc(10), 1, { unaligned: 'bounce' });
+    // napi finalizers run after a collection, from the event loop.
+    const collect = async () => {
+      for (let i = 0; i < 20; i++) {
+        globalThis.gc();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    (async () => {
+      use(); // whatever is set up lazily
+      await collect();
+      const before = fds();
+      for (let i = 0; i < 200; i++) use();
+      const open = fds() - before;
+      await collect();
+      const result = JSON.stringify({ open, after: fds() - before });
+      process.stdout.write(result); // process.stdout opens a descriptor of its own when first used
+    })();`;
+  const { open, after } = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' }));
+  assert.ok(open >= 100, `${open} files were open before collection`);
+  assert.is(after, 0, 'all closed by their finalizers');
+});
+
 test('alignedBuffer: aligned, zero-filled, pooled when small, its own memory when large', () => {
   for (const [size, alignment] of [
     [0, 512],
