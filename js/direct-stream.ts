@@ -375,7 +375,7 @@ export class DirectWriteStream extends Writable {
  * @example
  * await pipeline(createDirectReadStream('/var/lib/db/table.dat'), createGzip(), createWriteStream('table.gz'));
  */
-export function createDirectReadStream(path: string, options?: DirectReadStreamOptions): DirectReadStream {
+export function createDirectReadStream(path: string | Buffer | URL, options?: DirectReadStreamOptions): DirectReadStream {
   return new DirectReadStream(directPath(path), options);
 }
 
@@ -387,6 +387,6 @@ export function createDirectReadStream(path: string, options?: DirectReadStreamO
  * @example
  * await pipeline(source, createDirectWriteStream('/backup/big.img'));
  */
-export function createDirectWriteStream(path: string, options?: DirectWriteStreamOptions): DirectWriteStream {
+export function createDirectWriteStream(path: string | Buffer | URL, options?: DirectWriteStreamOptions): DirectWriteStream {
   return new DirectWriteStream(directPath(path), options);
 }
