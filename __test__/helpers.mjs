@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, openSync, writeSync, closeSync, readF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 
 /** A fresh scratch directory; call the returned cleanup when done. */
 export function scratch(base = tmpdir()) {
@@ -86,4 +87,34 @@ export function canMountXfs() {
   }
   if (!existsSync('/dev/loop-control')) return 'no loop device support';
   return true;
+}
+
+/** Whether filesystems can be mounted here (root with mount(8)); else the reason. */
+export function canMount() {
+  if (process.getuid?.() !== 0) return 'not running as root';
+  return true;
+}
+
+/** Mounts a fresh `type` filesystem (e.g. ramfs, tmpfs) on a scratch directory; cleanup unmounts it. */
+export function mountScratch(type, options = 'size=64m') {
+  const s = scratch();
+  execFileSync('mount', ['-t', type, '-o', options, 'none', s.dir]);
+  return {
+    ...s,
+    cleanup: () => {
+      execFileSync('umount', [s.dir]);
+      s.cleanup();
+    },
+  };
+}
+
+/** Fraction of a file's pages in the page cache (mincore, through the native test helper). */
+export function residentFraction(path) {
+  const { pages, resident } = nativeBinding().pageCacheResidency(Buffer.from(path));
+  return pages === 0 ? 0 : resident / pages;
+}
+
+/** The raw napi binding, for test-only helpers that are not part of the public API. */
+export function nativeBinding() {
+  return createRequire(import.meta.url)('../native/binding.js');
 }

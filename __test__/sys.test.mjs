@@ -1,10 +1,10 @@
 // The sys namespace: one syscall per call, on fd numbers, async with Sync twins.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, fsyncSync } from 'node:fs';
 
 import { sys } from 'zerocopy';
-import { scratch, makeFile, sha256Range, rejection, thrown } from './helpers.mjs';
+import { scratch, makeFile, sha256Range, rejection, thrown, residentFraction } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -79,6 +79,32 @@ test('async calls work on duplicates: closing the fd right after the call is saf
   closeSync(fout);
   assert.is(await pending, 4096);
   assert.is(sha256Range(s.path('dup-dst'), 0, 4096), sha256Range(src, 0, 4096));
+});
+
+test('fadvise: dontneed drops a range (or the whole file) from the page cache', async () => {
+  const path = makeFile(s.path('fadv'), 4 * 1024 * 1024);
+  const fd = openSync(path, 'r');
+  try {
+    readFileSync(path);
+    assert.ok(residentFraction(path) > 0.9, 'read into the cache');
+    fsyncSync(fd); // dirty pages are never dropped
+    await sys.fadvise(fd, 'dontneed', { offset: 0, length: 2 * 1024 * 1024 });
+    const half = residentFraction(path);
+    assert.ok(half > 0.45 && half < 0.55, `first half dropped: ${half}`);
+    sys.fadviseSync(fd, 'dontneed');
+    assert.is(residentFraction(path), 0);
+    await sys.fadvise(fd, 'willneed');
+    await sys.fadvise(fd, 'sequential');
+    const err = await rejection(() => sys.fadvise(fd, 'later'));
+    assert.is(err.code, 'ERR_INVALID_ARG_VALUE');
+    assert.is(thrown(() => sys.fadviseSync(fd, 'dontneed', { offset: -1 })).code, 'ERR_OUT_OF_RANGE');
+    assert.is(thrown(() => sys.fadviseSync(fd)).code, 'ERR_INVALID_ARG_TYPE');
+  } finally {
+    closeSync(fd);
+  }
+  const err = await rejection(() => sys.fadvise(1 << 30, 'dontneed'));
+  assert.is(err.code, 'EBADF');
+  assert.is(err.bytesTransferred, 0);
 });
 
 test('MAX_RW_COUNT is the kernel cap', () => {

@@ -147,3 +147,24 @@ export function outOfRange(name: string, range: string, value: unknown): CodedEr
     'ERR_OUT_OF_RANGE',
   );
 }
+
+/** A {@link misaligned} error: which rule was broken, the alignment it needs and the value received. */
+export type MisalignedError = CodedError<RangeError> & { rule: 'memory' | 'offset' | 'length'; alignment: number; received: number };
+
+/**
+ * `RangeError [ERR_DIRECT_IO_MISALIGNED]`: a Direct I/O request breaks the file's alignment rules.
+ * Carries `rule` ('memory' | 'offset' | 'length'), `alignment` (the required multiple, in bytes) and
+ * `received` (the position or length, or how many bytes past an aligned address the buffer starts).
+ */
+export function misaligned(name: string, rule: MisalignedError['rule'], alignment: number, received: number): MisalignedError {
+  const need = `for O_DIRECT on this file (alignment.${rule})`;
+  const message =
+    rule === 'memory'
+      ? `The "${name}" argument must start at a memory address that is a multiple of ${alignment} ${need}; it starts ${received} bytes past one. Allocate it with alignedBuffer(), or pass { unaligned: 'bounce' }`
+      : `The ${rule === 'length' ? `length of "${name}"` : `"${name}" argument`} must be a multiple of ${alignment} ${need}. Received ${received}. Pass { unaligned: 'bounce' } to allow any ${rule === 'length' ? 'length' : 'position'}`;
+  const err = coded(new RangeError(message), 'ERR_DIRECT_IO_MISALIGNED') as MisalignedError;
+  err.rule = rule;
+  err.alignment = alignment;
+  err.received = received;
+  return err;
+}

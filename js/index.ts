@@ -1,7 +1,7 @@
 /**
  * zerocopy: the kernel's zero-copy data paths for Node.js.
  *
- * Task-level functions are top-level exports (`copyFile`, …); the system calls themselves, on fd
+ * Task-level functions are top-level exports (`copyFile`, `openDirect`, …); the system calls themselves, on fd
  * numbers, live under the `sys` namespace.
  *
  * @packageDocumentation
@@ -16,7 +16,11 @@ export { capabilities, capabilitiesSync } from './capabilities.js';
 export type { Capabilities, DirectIoAlignment, FilesystemCapabilities } from './capabilities.js';
 export { mmap, mmapSync, residency, MappedFile } from './mmap.js';
 export type { MappedRange, MmapAdvice, MmapMode, MmapOptions, MmapSyncOptions, Residency } from './mmap.js';
+export { alignedBuffer, DirectFile, openDirect, openDirectSync } from './direct.js';
+export type { DirectFileAlignment, DirectFlags, DirectIoOptions, DirectMechanism, FallbackMode, OpenDirectOptions, UnalignedMode } from './direct.js';
+export { createDirectReadStream, createDirectWriteStream, DirectReadStream, DirectWriteStream } from './direct-stream.js';
+export type { DirectReadStreamOptions, DirectWriteStreamOptions } from './direct-stream.js';
 export { AbortError, isErrnoError } from './errors.js';
-export type { ErrnoError } from './errors.js';
+export type { ErrnoError, MisalignedError } from './errors.js';
 export type { FileArg } from './fd.js';
 export * as sys from './sys.js';

@@ -7,7 +7,7 @@
  * reads/writes there and leaves the fd's position alone; omitted, it uses and advances the position.
  * Counts may be short, as in C: loop until you have what you need, and treat 0 as end of file.
  */
-import { withBytes } from './errors.js';
+import { invalidArgType, withBytes } from './errors.js';
 import { native } from './native.js';
 import * as check from './validate.js';
 
@@ -40,6 +40,26 @@ export interface ReflinkRange {
   length?: number;
   /** Default 0. */
   dstOffset?: number;
+}
+
+/** `posix_fadvise` advice: how the range will be used. */
+export type FadviseAdvice = 'normal' | 'sequential' | 'random' | 'noreuse' | 'willneed' | 'dontneed';
+
+/** Options of {@link fadvise}. */
+export interface FadviseOptions {
+  /** Start of the range. Default 0. */
+  offset?: number;
+  /** Bytes in the range; 0 (the default) means "to the end of the file". */
+  length?: number;
+}
+
+const ADVICE = ['normal', 'sequential', 'random', 'noreuse', 'willneed', 'dontneed'] as const;
+
+function fadviseArgs(fd: unknown, advice: unknown, options: unknown): [number, number, number, string] {
+  const o = check.options<FadviseOptions>(options);
+  const a = check.optionalOneOf(advice, 'advice', ADVICE);
+  if (a === undefined) throw invalidArgType('advice', `one of ${ADVICE.map((x) => `'${x}'`).join(', ')}`, advice);
+  return [check.fd(fd, 'fd'), check.optionalInteger(o.offset, 'options.offset') ?? 0, check.optionalInteger(o.length, 'options.length') ?? 0, a];
 }
 
 function copyFileRangeArgs(fdIn: unknown, fdOut: unknown, options: unknown): [number, number, number | undefined, number | undefined, number] {
@@ -136,4 +156,24 @@ export async function reflink(fdIn: number, fdOut: number, range?: ReflinkRange)
 export function reflinkSync(fdIn: number, fdOut: number, range?: ReflinkRange): void {
   const args = reflinkArgs(fdIn, fdOut, range);
   callSync(() => native.reflinkSync(...args));
+}
+
+/**
+ * `posix_fadvise(2)`: tells the kernel how a range of the file will be used. `'dontneed'` drops the
+ * range's clean pages from the page cache (write dirty ones back first, e.g. with `fsync`); it is
+ * advice, and pages mapped by another process stay.
+ *
+ * @example
+ * fs.fsyncSync(fd);
+ * sys.fadviseSync(fd, 'dontneed'); // the file is now cold
+ */
+export async function fadvise(fd: number, advice: FadviseAdvice, options?: FadviseOptions): Promise<void> {
+  const args = fadviseArgs(fd, advice, options);
+  return call(() => native.fadvise(...args));
+}
+
+/** Synchronous {@link fadvise}. */
+export function fadviseSync(fd: number, advice: FadviseAdvice, options?: FadviseOptions): void {
+  const args = fadviseArgs(fd, advice, options);
+  callSync(() => native.fadviseSync(...args));
 }

@@ -25,6 +25,37 @@ export declare class CopyJob {
   close(): void
 }
 
+/**
+ * An open Direct I/O file. Steps run on the thread pool and hold the file until they finish, so
+ * `close()` while one runs closes the descriptor only after it: the number cannot be reused under it.
+ */
+export declare class DirectHandle {
+  /** The file descriptor (-1 once closed). */
+  get fd(): number
+  /** The file's O_DIRECT alignment. */
+  get alignment(): NativeDirectIoAlignment
+  /** "direct" | "buffered" */
+  get mechanism(): string
+  /** Reads into `buffer` from `position`, up to `budget` bytes, on the thread pool. */
+  read(buffer: Buffer, position: number, budget: number, bounce: boolean): Promise<DirectStep>
+  /** Reads into `buffer` from `position`, up to `budget` bytes, on the calling thread. */
+  readSync(buffer: Buffer, position: number, budget: number, bounce: boolean): DirectStep
+  /** Writes `buffer` at `position`, up to `budget` bytes, on the thread pool. */
+  write(buffer: Buffer, position: number, budget: number, bounce: boolean): Promise<DirectStep>
+  /** Writes `buffer` at `position`, up to `budget` bytes, on the calling thread. */
+  writeSync(buffer: Uint8Array, position: number, budget: number, bounce: boolean): DirectStep
+  /** The file's size in bytes, on the thread pool. */
+  size(): Promise<number>
+  /** The file's size in bytes. */
+  sizeSync(): number
+  /** Sets the file's size to `length` bytes, on the thread pool. */
+  truncate(length: number): Promise<void>
+  /** Sets the file's size to `length` bytes. */
+  truncateSync(length: number): void
+  /** Closes the file: at once when idle, else when the last running step ends. Idempotent. */
+  close(): void
+}
+
 /** A mapped window of a file (the native half of `MappedFile`). */
 export declare class Mapping {
   /** Bytes in the window (0 when nothing was mapped). */
@@ -85,6 +116,9 @@ export declare class SendJob {
   close(): void
 }
 
+/** The address of `buffer`'s first byte modulo `alignment`: 0 when it suits O_DIRECT. */
+export declare function addressMisalignment(buffer: Uint8Array, alignment: number): number
+
 /** Probes (once, then cached) the kernel and, given a path, its filesystem. */
 export declare function capabilities(path?: Buffer | undefined | null): Promise<NativeCapabilities>
 
@@ -128,8 +162,45 @@ export interface CopySpec {
   dstOffset?: number
 }
 
+/** How to open a file for Direct I/O, as the TS layer resolved it. */
+export interface DirectOpenSpec {
+  /** Path bytes. */
+  path: Buffer
+  /** `open(2)` flags (access mode, O_CREAT, O_EXCL, O_TRUNC, O_SYNC, O_DSYNC, O_NOATIME, O_NOFOLLOW). */
+  flags: number
+  /** Permission bits for a created file. */
+  mode: number
+  /** "error" | "buffered" */
+  fallback: string
+  /** Behave as if the filesystem refused O_DIRECT (tests). */
+  simulateUnsupported?: boolean
+}
+
+/** What one read or write step did. */
+export interface DirectStep {
+  /** Bytes moved. */
+  bytes: number
+  /** Reads: the file ended before the buffer was filled. */
+  eof: boolean
+}
+
+/** `posix_fadvise(2)` on the thread pool. `length` 0 means "to the end of the file". */
+export declare function fadvise(fd: number, offset: number, length: number, advice: string): Promise<void>
+
+/** `posix_fadvise(2)` on the calling thread. */
+export declare function fadviseSync(fd: number, offset: number, length: number, advice: string): void
+
 /** How much of a file is in the page cache (`mincore` over a temporary, untouched mapping). */
 export declare function fileResidency(path?: Buffer | undefined | null, fd?: number | undefined | null): NativeResidency
+
+/**
+ * Asks for transparent huge pages behind the whole huge pages inside `buffer` (see
+ * `sys::direct::hugepage_hint`); true when they are in place.
+ */
+export declare function hugepageHint(buffer: Uint8Array): boolean
+
+/** The transparent huge page size in bytes, or 0 where they are unavailable or switched off. */
+export declare function hugePageSize(): number
 
 /** Maps a file on the thread pool (opening it, and populating the pages when asked, are blocking). */
 export declare function mmap(spec: MmapSpec): Promise<Mapping>
@@ -197,6 +268,24 @@ export interface NativeResidency {
  * Resolves to a raw fd that the caller must close.
  */
 export declare function openBeneath(root: Buffer, path: Buffer): Promise<number>
+
+/** Opens a file for Direct I/O on the thread pool. */
+export declare function openDirect(spec: DirectOpenSpec): Promise<DirectHandle>
+
+/** Opens a file for Direct I/O on the calling thread. */
+export declare function openDirectSync(spec: DirectOpenSpec): DirectHandle
+
+/**
+ * How much of the file at `path` is in the page cache (mincore). For tests and benchmarks; the
+ * public `residency()` belongs to the mmap API.
+ */
+export declare function pageCacheResidency(path: Buffer): PageCacheResidency
+
+/** Pages of a file and how many of them are in the page cache. */
+export interface PageCacheResidency {
+  pages: number
+  resident: number
+}
 
 /** `FICLONE` (or `FICLONERANGE` with a range) on the thread pool. */
 export declare function reflink(fdIn: number, fdOut: number, range?: ReflinkRange | undefined | null): Promise<void>

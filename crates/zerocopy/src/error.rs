@@ -18,8 +18,11 @@ pub struct Error {
     path: Option<PathBuf>,
     dest: Option<PathBuf>,
     detail: Option<Cow<'static, str>>,
-    /// A code of this crate's own (e.g. `ERR_FILE_TRUNCATED`) for failures that are not one errno.
+    /// A code of this crate's own (e.g. `ERR_FILE_TRUNCATED`) replacing the errno name as `code`.
     custom: Option<&'static str>,
+    /// Whether `errno` is what the kernel said (false for [`Error::custom`] failures, which are not
+    /// one errno: JavaScript then sees no `errno`).
+    has_errno: bool,
 }
 
 /// Result alias used by every function in this crate.
@@ -35,6 +38,7 @@ impl Error {
             dest: None,
             detail: None,
             custom: None,
+            has_errno: true,
         }
     }
 
@@ -50,8 +54,17 @@ impl Error {
         Error {
             custom: Some(code),
             detail: Some(detail.into()),
+            has_errno: false,
             ..Error::new(errno, syscall)
         }
+    }
+
+    /// Replaces the errno name as the error's `code` with a name of this crate's own, keeping the
+    /// errno (e.g. `ERR_DIRECT_IO_UNSUPPORTED` for the kernel's `EINVAL` at open).
+    #[must_use]
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.custom = Some(code);
+        self
     }
 
     /// The error the last failing libc call left in `errno`.
@@ -98,9 +111,9 @@ impl Error {
         }
     }
 
-    /// Whether this error carries a crate-specific code instead of an errno.
-    pub fn is_custom(&self) -> bool {
-        self.custom.is_some()
+    /// Whether `errno` is what the kernel reported (false for [`Error::custom`] failures).
+    pub fn has_errno(&self) -> bool {
+        self.has_errno
     }
 
     /// The name of the failing system call, e.g. `"copy_file_range"`.
@@ -215,6 +228,15 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "EINVAL: source and destination are the same file, copy"
+        );
+        let err = Error::new(Errno::EINVAL, "open")
+            .with_code("ERR_DIRECT_IO_UNSUPPORTED")
+            .with_detail("O_DIRECT is not supported here")
+            .with_path("/mnt/x");
+        assert_eq!(err.errno(), Errno::EINVAL);
+        assert_eq!(
+            err.to_string(),
+            "ERR_DIRECT_IO_UNSUPPORTED: O_DIRECT is not supported here, open '/mnt/x'"
         );
     }
 

@@ -1,12 +1,15 @@
 //! # zerocopy-io
 //!
-//! The kernel's zero-copy data paths, wrapped safely: `copy_file_range`, `FICLONE` reflinks, `sendfile`
-//! and `mmap` (guarded against truncation by other processes) today, with splice and O_DIRECT to follow. This crate is the native core of the
-//! `zerocopy` npm package; with the `node` feature it also builds the napi-rs addon.
+//! The kernel's zero-copy data paths, wrapped safely: `copy_file_range`, `FICLONE` reflinks, `sendfile`,
+//! `mmap` (guarded against truncation by other processes) and Direct I/O (`O_DIRECT`) today, with
+//! splice to follow. This crate is the native core of the `zerocopy` npm package; with the `node`
+//! feature it also builds the napi-rs addon.
 //!
 //! - [`sys`]: one module per syscall family. Thin wrappers: one call, `EINTR` retried, errors as [`Error`].
 //! - [`copy`]: copying a file, choosing the cheapest mechanism that works
 //!   (reflink → `copy_file_range` → `sendfile` → `read`/`write`).
+//! - [`direct`]: Direct I/O that bypasses the page cache, with alignment checked up front, a bounce
+//!   buffer for unaligned requests and a buffered fallback for filesystems that refuse `O_DIRECT`.
 //!
 //! ```no_run
 //! use zerocopy_io::copy::{copy, CopyOptions, Dest, Source};
@@ -19,6 +22,7 @@
 #![cfg(target_os = "linux")]
 
 pub mod copy;
+pub mod direct;
 mod endpoint;
 pub mod error;
 pub mod ready;

@@ -18,7 +18,7 @@ pub(crate) fn to_napi(err: crate::Error) -> napi::Error {
 pub(crate) fn format_record(err: &crate::Error) -> String {
     let mut out = format!("{{\"{TAG}\":1,\"code\":");
     push_str(&mut out, &err.code());
-    if !err.is_custom() {
+    if err.has_errno() {
         let _ = write!(out, ",\"errno\":{}", err.errno() as i32);
     }
     out.push_str(",\"syscall\":");

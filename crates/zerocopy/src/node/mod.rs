@@ -11,6 +11,7 @@
 
 mod copy;
 mod copy_range;
+mod direct;
 mod error;
 mod file;
 mod mmap;

@@ -9,7 +9,8 @@ use napi_derive::napi;
 
 use super::error::to_napi;
 use super::task::Blocking;
-use crate::sys::probe::{self, AlignmentSource};
+use crate::sys::direct;
+use crate::sys::probe::{self, AlignmentSource, DirectIoAlignment};
 
 /// O_DIRECT alignment for one filesystem.
 #[napi(object)]
@@ -18,6 +19,21 @@ pub struct NativeDirectIoAlignment {
     pub offset: u32,
     /// "statx" | "blockdev" | "default"
     pub source: String,
+}
+
+impl From<DirectIoAlignment> for NativeDirectIoAlignment {
+    fn from(a: DirectIoAlignment) -> Self {
+        NativeDirectIoAlignment {
+            memory: a.memory,
+            offset: a.offset,
+            source: match a.source {
+                AlignmentSource::Statx => "statx",
+                AlignmentSource::BlockDevice => "blockdev",
+                AlignmentSource::Default => "default",
+            }
+            .to_owned(),
+        }
+    }
 }
 
 /// What one filesystem supports.
@@ -47,26 +63,27 @@ pub struct NativeCapabilities {
 
 fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
     let k = probe::kernel();
-    let filesystem =
-        path.map(|p| probe::filesystem(&p))
-            .transpose()?
-            .map(|fs| NativeFsCapabilities {
-                fs_type: fs.fs_type,
-                block_size: fs.block_size as f64,
-                reflink: fs.reflink,
-                copy_file_range: fs.copy_file_range,
-                direct_io: fs.direct_io,
-                direct_io_alignment: fs.direct_io_alignment.map(|a| NativeDirectIoAlignment {
-                    memory: a.memory,
-                    offset: a.offset,
-                    source: match a.source {
-                        AlignmentSource::Statx => "statx",
-                        AlignmentSource::BlockDevice => "blockdev",
-                        AlignmentSource::Default => "default",
-                    }
-                    .to_owned(),
-                }),
-            });
+    let filesystem = match path {
+        Some(p) => {
+            let mut fs = probe::filesystem(&p)?;
+            // A file (or block device) answers for itself; the filesystem probe for the rest.
+            if fs.direct_io != Some(false) {
+                if let Some(own) = direct::path_alignment(&p)? {
+                    fs.direct_io_alignment = Some(own);
+                }
+            }
+            Some(fs)
+        }
+        None => None,
+    }
+    .map(|fs| NativeFsCapabilities {
+        fs_type: fs.fs_type,
+        block_size: fs.block_size as f64,
+        reflink: fs.reflink,
+        copy_file_range: fs.copy_file_range,
+        direct_io: fs.direct_io,
+        direct_io_alignment: fs.direct_io_alignment.map(NativeDirectIoAlignment::from),
+    });
     Ok(NativeCapabilities {
         kernel: k.kernel.clone(),
         page_size: u32::try_from(k.page_size).unwrap_or(u32::MAX),

@@ -240,14 +240,19 @@ fn set_direct(fd: &OwnedFd) -> bool {
     nix::fcntl::fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_DIRECT)).is_ok()
 }
 
-fn statx_dio_alignment(fd: &OwnedFd) -> Option<DirectIoAlignment> {
+/// The filesystem's own O_DIRECT alignment for the open file `fd`: `statx(STATX_DIOALIGN)`, Linux 6.1+.
+///
+/// `None` when the kernel or the filesystem does not answer (older kernels, tmpfs, FUSE, …), or when
+/// the filesystem reports that this file cannot do O_DIRECT at all (offset alignment 0).
+#[doc(alias = "STATX_DIOALIGN")]
+pub fn statx_dio_alignment(fd: impl AsFd) -> Option<DirectIoAlignment> {
     // SAFETY: an all-zero statx is a valid value of this plain C struct.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     let empty: &CStr = c"";
     // SAFETY: `empty` is a valid C string and `stx` a valid, writable statx buffer for the call.
     let ret = unsafe {
         libc::statx(
-            fd.as_raw_fd(),
+            fd.as_fd().as_raw_fd(),
             empty.as_ptr(),
             libc::AT_EMPTY_PATH,
             libc::STATX_DIOALIGN,
@@ -264,7 +269,10 @@ fn statx_dio_alignment(fd: &OwnedFd) -> Option<DirectIoAlignment> {
     })
 }
 
-fn block_device_alignment(dev: u64) -> DirectIoAlignment {
+/// The O_DIRECT alignment implied by block device `dev` (a `st_dev`, or a device node's `st_rdev`): its
+/// logical block size, for both memory and offsets, or a conservative 4096 when sysfs has no answer
+/// (no block device behind the filesystem, e.g. tmpfs or NFS).
+pub fn block_device_alignment(dev: u64) -> DirectIoAlignment {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     // A partition's own sysfs node has no queue/; its disk (the parent) does.
     let candidates = [

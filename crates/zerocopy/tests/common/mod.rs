@@ -115,3 +115,49 @@ pub fn read_at(path: &Path, at: u64, len: usize) -> Vec<u8> {
 pub fn open_fds() -> usize {
     fs::read_dir("/proc/self/fd").unwrap().count()
 }
+
+/// A filesystem mounted on a fresh scratch directory for one test, unmounted when dropped.
+/// Needs root; [`Mount::new`] returns `None` (after saying why) elsewhere.
+pub struct Mount {
+    dir: TempDir,
+}
+
+impl Mount {
+    /// `mount -t fstype -o options none <scratch dir>`.
+    pub fn new(fstype: &str, options: &str) -> Option<Mount> {
+        if !is_root() {
+            eprintln!("skipped: mounting {fstype} needs root");
+            return None;
+        }
+        let dir = disk_dir();
+        let status = std::process::Command::new("mount")
+            .args(["-t", fstype, "-o", options, "none"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t {fstype} failed");
+        Some(Mount { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Whether this process runs with effective uid 0 (from /proc/self/status: `Uid: real effective …`).
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false)
+}
