@@ -4,6 +4,8 @@ import { mkdtempSync, readdirSync, rmSync, openSync, writeSync, closeSync, readF
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+
+import { residency } from 'zerocopy';
 import { createRequire } from 'node:module';
 
 /** A fresh scratch directory; call the returned cleanup when done. */
@@ -108,9 +110,9 @@ export function mountScratch(type, options = 'size=64m') {
   };
 }
 
-/** Fraction of a file's pages in the page cache (mincore, through the native test helper). */
+/** Fraction of a file's pages in the page cache (mincore, through the public residency()). */
 export function residentFraction(path) {
-  const { pages, resident } = nativeBinding().pageCacheResidency(Buffer.from(path));
+  const { pages, resident } = residency(path);
   return pages === 0 ? 0 : resident / pages;
 }
 

@@ -10,17 +10,16 @@
 // createDirectWriteStream, and buffered with FileHandle.write + fsync (so the data is on disk in both
 // cases). Per variant: median and best wall time, throughput, CPU seconds per GiB and the fraction of
 // the file left in the page cache afterwards. Not a test: the figures move with the machine's load.
-import { closeSync, createReadStream, fsyncSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { cpus, release, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { alignedBuffer, capabilitiesSync, createDirectReadStream, createDirectWriteStream, openDirect, sys } from 'zerocopy';
+import { alignedBuffer, capabilitiesSync, createDirectReadStream, createDirectWriteStream, openDirect, residency, sys } from 'zerocopy';
+import { GiB, NOISE_NOTE, best as fastest, clearProgress, median, printMachine, printTable, progress, resources, rotated, scratch } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -34,28 +33,19 @@ const sizeMiB = Number(values.size);
 const runs = Number(values.runs);
 const chunk = Number(values.chunk) * 1024 * 1024;
 const size = sizeMiB * 1024 * 1024;
-const GiB = 1024 ** 3;
 
-// mincore through the package's test helper; `residency()` of the mmap API will replace it.
-const { pageCacheResidency } = createRequire(import.meta.url)('../native/binding.js');
+/** Fraction of the file's pages in the page cache (mincore). */
 const resident = (path) => {
-  const { pages, resident: r } = pageCacheResidency(Buffer.from(path));
+  const { pages, resident: r } = residency(path);
   return pages === 0 ? 0 : r / pages;
 };
 
-const dir = mkdtempSync(join(values.dir, 'zerocopy-bench-'));
-const src = join(dir, 'src');
-const dst = join(dir, 'dst');
-const cleanup = () => rmSync(dir, { recursive: true, force: true });
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
-
-const caps = capabilitiesSync(dir);
-const align = caps.filesystem?.directIoAlignment;
-console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), Linux ${release()}, Node ${process.version}`);
-console.log(`filesystem: ${caps.filesystem?.type} at ${dir}; O_DIRECT alignment: memory ${align?.memory} B, offset ${align?.offset} B (${align?.source})`);
+const s = scratch(values.dir);
+const src = s.path('src');
+const dst = s.path('dst');
+printMachine(s.dir);
+const align = capabilitiesSync(s.dir).filesystem?.directIoAlignment;
+console.log(`O_DIRECT alignment: memory ${align?.memory} B, offset ${align?.offset} B (${align?.source})`);
 console.log(
   `workload: one ${sizeMiB} MiB file, cold before every read run; ${values.chunk} MiB requests for DirectFile/FileHandle, ` +
     `stream defaults otherwise; ${runs} runs per variant, interleaved in rotating order\n`,
@@ -152,42 +142,40 @@ const writeVariants = [
 const results = new Map([...readVariants, ...writeVariants].map(([name]) => [name, { wall: [], cpu: [], resident: [], coldBefore: [] }]));
 
 async function measure(name, fn, path, before) {
-  const cpu0 = process.cpuUsage();
+  const cpu0 = resources();
   const t0 = process.hrtime.bigint();
   const bytes = await fn();
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cpu = process.cpuUsage(cpu0);
+  const cpu = resources(cpu0).cpu;
   if (bytes !== size || statSync(path).size !== size) throw new Error(`${name} moved ${bytes} bytes`);
   const r = results.get(name);
   r.wall.push(wall);
-  r.cpu.push((cpu.user + cpu.system) / 1e6);
+  r.cpu.push(cpu);
   r.resident.push(resident(path));
   r.coldBefore.push(before);
 }
 
-const rotate = (list, k) => [...list.slice(k % list.length), ...list.slice(0, k % list.length)];
 for (let run = 0; run < runs; run++) {
-  for (const [name, fn] of rotate(readVariants, run)) {
+  for (const [name, fn] of rotated(readVariants, run)) {
     const before = makeCold();
-    if (process.stdout.isTTY) process.stdout.write(`\rrun ${run + 1}/${runs}: ${name}`.padEnd(78));
+    progress(`run ${run + 1}/${runs}: ${name}`);
     await measure(name, fn, src, before);
   }
-  for (const [name, fn] of rotate(writeVariants, run)) {
+  for (const [name, fn] of rotated(writeVariants, run)) {
     rmSync(dst, { force: true });
     execFileSync('sync');
-    if (process.stdout.isTTY) process.stdout.write(`\rrun ${run + 1}/${runs}: ${name}`.padEnd(78));
+    progress(`run ${run + 1}/${runs}: ${name}`);
     await measure(name, fn, dst, 0);
   }
 }
-if (process.stdout.isTTY) process.stdout.write('\r'.padEnd(79) + '\r');
-cleanup();
+clearProgress();
+s.cleanup();
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const pct = (x) => `${(100 * x).toFixed(x < 0.1 ? 2 : 1)}%`;
 const summarize = ([name]) => {
   const r = results.get(name);
   const wall = median(r.wall);
-  const best = Math.min(...r.wall);
+  const best = fastest(r.wall);
   return { name, wall, best, mibs: sizeMiB / wall, bestMibs: sizeMiB / best, cpuPerGiB: (median(r.cpu) * GiB) / size, resident: median(r.resident), coldBefore: Math.max(...r.coldBefore) };
 };
 
@@ -204,10 +192,7 @@ function table(title, rows, base) {
     `${(r.mibs / base.mibs).toFixed(2)}x`,
     `${(r.bestMibs / base.bestMibs).toFixed(2)}x`,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
-  const line = (c) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ');
-  console.log(line(header));
-  for (const row of cells) console.log(line(row));
+  printTable(header, cells);
   console.log('');
 }
 
@@ -225,4 +210,4 @@ console.log(
   `target: DirectFile.read >= 0.9x buffered FileHandle.read throughput with < 1% resident: ${ratio.toFixed(2)}x (best runs ${bestRatio.toFixed(2)}x), ` +
     `${pct(reads[0].resident)} resident (buffered: ${pct(reads[2].resident)}) — ${met ? 'met' : 'NOT met'}`,
 );
-console.log('Medians move with neighbours on shared machines; the best runs show what each path costs undisturbed.');
+console.log(NOISE_NOTE);

@@ -275,18 +275,6 @@ export declare function openDirect(spec: DirectOpenSpec): Promise<DirectHandle>
 /** Opens a file for Direct I/O on the calling thread. */
 export declare function openDirectSync(spec: DirectOpenSpec): DirectHandle
 
-/**
- * How much of the file at `path` is in the page cache (mincore). For tests and benchmarks; the
- * public `residency()` belongs to the mmap API.
- */
-export declare function pageCacheResidency(path: Buffer): PageCacheResidency
-
-/** Pages of a file and how many of them are in the page cache. */
-export interface PageCacheResidency {
-  pages: number
-  resident: number
-}
-
 /** `FICLONE` (or `FICLONERANGE` with a range) on the thread pool. */
 export declare function reflink(fdIn: number, fdOut: number, range?: ReflinkRange | undefined | null): Promise<void>
 

@@ -854,7 +854,6 @@ module.exports.mmapSync = nativeBinding.mmapSync
 module.exports.openBeneath = nativeBinding.openBeneath
 module.exports.openDirect = nativeBinding.openDirect
 module.exports.openDirectSync = nativeBinding.openDirectSync
-module.exports.pageCacheResidency = nativeBinding.pageCacheResidency
 module.exports.reflink = nativeBinding.reflink
 module.exports.reflinkSync = nativeBinding.reflinkSync
 module.exports.sendfile = nativeBinding.sendfile

@@ -68,7 +68,7 @@ fn make_cold(path: &Path) {
 }
 
 fn resident_fraction(path: &Path) -> f64 {
-    let r = sys::residency(File::open(path).unwrap()).unwrap();
+    let r = zerocopy_io::sys::mmap::file_residency(File::open(path).unwrap()).unwrap();
     if r.pages == 0 {
         0.0
     } else {
@@ -355,7 +355,7 @@ fn direct_reads_leave_the_page_cache_alone_and_buffered_reads_do_not() {
     {
         if out.status.success() {
             let res: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-            let mine = sys::residency(File::open(&path).unwrap()).unwrap();
+            let mine = zerocopy_io::sys::mmap::file_residency(File::open(&path).unwrap()).unwrap();
             assert_eq!(res, mine.resident * 4096, "fincore agrees");
         }
     }

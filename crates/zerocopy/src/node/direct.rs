@@ -44,13 +44,6 @@ pub struct DirectStep {
     pub eof: bool,
 }
 
-/// Pages of a file and how many of them are in the page cache.
-#[napi(object)]
-pub struct PageCacheResidency {
-    pub pages: f64,
-    pub resident: f64,
-}
-
 /// An open Direct I/O file. Steps run on the thread pool and hold the file until they finish, so
 /// `close()` while one runs closes the descriptor only after it: the number cannot be reused under it.
 #[napi]
@@ -295,21 +288,6 @@ pub fn huge_page_size() -> u32 {
 #[napi(js_name = "hugepageHint")]
 pub fn hugepage_hint(buffer: &[u8]) -> bool {
     sys::hugepage_hint(buffer)
-}
-
-/// How much of the file at `path` is in the page cache (mincore). For tests and benchmarks; the
-/// public `residency()` belongs to the mmap API.
-#[napi(js_name = "pageCacheResidency")]
-pub fn page_cache_residency(path: Buffer) -> napi::Result<PageCacheResidency> {
-    let path = path_of(&path);
-    let fd = file::open(&path, OFlag::O_RDONLY, nix::sys::stat::Mode::empty()).map_err(to_napi)?;
-    let r = sys::residency(&fd)
-        .map_err(|e| e.with_path(&path))
-        .map_err(to_napi)?;
-    Ok(PageCacheResidency {
-        pages: to_js_number(r.pages),
-        resident: to_js_number(r.resident),
-    })
 }
 
 fn fadvise_work(

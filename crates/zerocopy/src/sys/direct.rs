@@ -103,65 +103,6 @@ pub fn sync_range(fd: impl AsFd, offset: u64, len: u64) -> Result<()> {
     .syscall("sync_file_range")
 }
 
-/// How much of a file sits in the page cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Residency {
-    /// Pages the file spans (its size rounded up to whole pages).
-    pub pages: u64,
-    /// Of those, pages present in the page cache.
-    pub resident: u64,
-}
-
-/// Counts the file's pages in the page cache with `mincore(2)` over a temporary shared read-only
-/// mapping (mapping faults nothing in; the mapping is gone when this returns).
-///
-/// `fd` must be open for reading. This is how tests and the benchmark check that Direct I/O left
-/// the cache alone; `fincore(1)` reports the same figures.
-#[doc(alias = "mincore")]
-pub fn residency(fd: impl AsFd) -> Result<Residency> {
-    let fd = fd.as_fd();
-    let size = file::fstat(fd)?.st_size;
-    let page = probe::page_size();
-    let Ok(len) = usize::try_from(size) else {
-        return Err(Error::new(Errno::EFBIG, "mincore"));
-    };
-    if len == 0 {
-        return Ok(Residency {
-            pages: 0,
-            resident: 0,
-        });
-    }
-    let pages = len.div_ceil(page);
-    let mut vec = vec![0u8; pages];
-    // SAFETY: a fresh shared read-only mapping chosen by the kernel (no address hint, so nothing of
-    // ours is replaced); `fd` is a valid descriptor for the duration of the call.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(Error::last("mmap"));
-    }
-    // SAFETY: `addr..addr+len` is the mapping made above; `vec` holds one byte per page of it.
-    let ret = unsafe { libc::mincore(addr, len, vec.as_mut_ptr()) };
-    let err = (ret != 0).then(|| Error::last("mincore"));
-    // SAFETY: unmapping exactly the mapping made above, which nothing else references.
-    unsafe { libc::munmap(addr, len) };
-    if let Some(err) = err {
-        return Err(err);
-    }
-    Ok(Residency {
-        pages: pages as u64,
-        resident: vec.iter().filter(|&&b| b & 1 != 0).count() as u64,
-    })
-}
-
 /// The transparent huge page size (2 MiB on x86-64), or `None` where transparent huge pages are
 /// unavailable or switched off (`/sys/kernel/mm/transparent_hugepage/enabled` is `[never]`).
 pub fn huge_page_size() -> Option<usize> {
