@@ -26,6 +26,7 @@ pub mod direct;
 mod endpoint;
 pub mod error;
 pub mod ready;
+pub mod relay;
 pub mod send;
 pub mod sys;
 

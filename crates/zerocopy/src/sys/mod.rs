@@ -12,3 +12,4 @@ pub mod reflink;
 pub mod sendfile;
 pub mod sigbus;
 pub mod socket;
+pub mod splice;
