@@ -4,7 +4,7 @@
  */
 import type * as Binding from '../native/binding.js';
 
-export type { CopyProgress, CopySpec, DirectHandle, DirectStep, NativeCapabilities, SendProgress } from '../native/binding.js';
+export type { CopyProgress, CopySpec, DirectHandle, DirectStep, NativeCapabilities, RelayProgress, SendProgress } from '../native/binding.js';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const native: typeof Binding = require('#native');

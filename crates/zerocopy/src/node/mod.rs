@@ -17,6 +17,8 @@ mod file;
 mod mmap;
 mod probe;
 mod reflink;
+mod relay;
 mod send;
 mod sendfile;
+mod splice;
 mod task;

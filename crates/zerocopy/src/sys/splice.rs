@@ -10,7 +10,7 @@
 //! a pipe spliced into itself — are named precisely in the error's description.
 
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::{Mutex, OnceLock};
 
@@ -110,33 +110,76 @@ pub unsafe fn vmsplice(fd: impl AsFd, iov: &[IoSlice<'_>], flags: SpliceFlags) -
 /// then be spliced onward like any other pipe contents.
 ///
 /// Errors: `EINVAL` if `fd` is not a pipe, `EBADF` if it is a pipe's read end, `EAGAIN` if the
-/// pipe is full and `SPLICE_F_NONBLOCK` was given (or the fd is non-blocking).
+/// pipe is full and `SPLICE_F_NONBLOCK` was given or the fd is non-blocking (`O_NONBLOCK`, which the
+/// kernel's own vmsplice ignores).
 pub fn vmsplice_copy(fd: impl AsFd, data: &[u8], flags: SpliceFlags) -> Result<usize> {
+    let fd = fd.as_fd();
+    let room = vmsplice_room(fd)?;
+    SpliceCopy::new(&data[..data.len().min(room)])?.vmsplice(fd, flags)
+}
+
+/// Checks that `fd` is the write end of a pipe, and returns its capacity: the most one `vmsplice`
+/// call can take, and so the most worth copying for it.
+pub fn vmsplice_room(fd: impl AsFd) -> Result<usize> {
     let fd = fd.as_fd();
     require_pipe(fd, "vmsplice", "vmsplice writes into a pipe")?;
     if !file::status_flags(fd)?.intersects(OFlag::O_WRONLY | OFlag::O_RDWR) {
-        return Err(Error::new(Errno::EBADF, "vmsplice").with_detail(format!(
-            "fd {} is the read end of a pipe; vmsplice writes into the write end",
-            fd.as_raw_fd()
-        )));
+        return Err(Error::new(Errno::EBADF, "vmsplice")
+            .with_detail("the fd is the read end of a pipe; vmsplice writes into the write end"));
     }
-    if data.is_empty() {
-        return Ok(0);
+    Ok(pipe_size(fd)?.max(1))
+}
+
+/// A copy of some bytes in fresh pages, ready for [`SpliceCopy::vmsplice`]: [`vmsplice_copy`] in two
+/// halves, so the copy can be made where the bytes live (e.g. the JavaScript thread) and the call
+/// elsewhere.
+#[derive(Debug)]
+pub struct SpliceCopy {
+    pages: Option<Pages>,
+    len: usize,
+}
+
+impl SpliceCopy {
+    /// Copies `data` into freshly mapped pages.
+    pub fn new(data: &[u8]) -> Result<SpliceCopy> {
+        if data.is_empty() {
+            return Ok(SpliceCopy {
+                pages: None,
+                len: 0,
+            });
+        }
+        let mut pages = Pages::new(data.len())?;
+        pages.as_mut_slice()[..data.len()].copy_from_slice(data);
+        Ok(SpliceCopy {
+            pages: Some(pages),
+            len: data.len(),
+        })
     }
-    // More than the pipe holds is never taken in one call: copy no more than that.
-    let len = data.len().min(pipe_size(fd)?.max(1));
-    let mut pages = Pages::new(len)?;
-    pages.as_mut_slice()[..len].copy_from_slice(&data[..len]);
-    let iov = [IoSlice::new(&pages.as_mut_slice()[..len])];
-    // SAFETY: `pages` is a private anonymous mapping that nothing else refers to; it is unmapped
-    // right after the call and never written again, so the pipe's references to its pages are the
-    // only ones left and the bytes cannot change.
-    let n = unsafe { vmsplice(fd, &iov, flags - SpliceFlags::SPLICE_F_GIFT) }?;
-    drop(pages);
-    Ok(n)
+
+    /// `vmsplice(2)` of the copy into `fd`, then unmaps it. Returns the bytes the pipe took.
+    ///
+    /// Unlike `splice` and `tee`, the kernel's vmsplice ignores `O_NONBLOCK` on the pipe and waits
+    /// for room; here a non-blocking fd answers `EAGAIN` as it does for every other call.
+    pub fn vmsplice(self, fd: impl AsFd, mut flags: SpliceFlags) -> Result<usize> {
+        let Some(mut pages) = self.pages else {
+            return Ok(0);
+        };
+        let fd = fd.as_fd();
+        if file::status_flags(fd)?.contains(OFlag::O_NONBLOCK) {
+            flags |= SpliceFlags::SPLICE_F_NONBLOCK;
+        }
+        let iov = [IoSlice::new(&pages.as_mut_slice()[..self.len])];
+        // SAFETY: `pages` is a private anonymous mapping that nothing else refers to; it is unmapped
+        // right after the call and never written again, so the pipe's references to its pages are
+        // the only ones left and the bytes cannot change.
+        let n = unsafe { vmsplice(fd, &iov, flags - SpliceFlags::SPLICE_F_GIFT) }?;
+        drop(pages);
+        Ok(n)
+    }
 }
 
 /// Fresh private anonymous memory, unmapped on drop.
+#[derive(Debug)]
 struct Pages {
     ptr: NonNull<u8>,
     len: usize,
@@ -171,6 +214,10 @@ impl Pages {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
+
+// SAFETY: the mapping belongs to this value alone (no other pointer to it exists), so moving it to
+// another thread moves its sole owner; `&Pages` gives no access to the memory.
+unsafe impl Send for Pages {}
 
 impl Drop for Pages {
     fn drop(&mut self) {
@@ -224,7 +271,7 @@ pub fn pipe_max_size() -> usize {
     probe::kernel().pipe_max_size.unwrap_or(RELAY_PIPE_SIZE)
 }
 
-/// A kernel pipe: both ends non-blocking and close-on-exec.
+/// A kernel pipe: close-on-exec, and non-blocking unless made with [`Pipe::with_flags`].
 #[derive(Debug)]
 pub struct Pipe {
     read: OwnedFd,
@@ -239,7 +286,12 @@ impl Pipe {
     /// pipe memory is over `pipe-user-pages-soft`) it asks for half as much, down to the default
     /// 64 KiB, and finally keeps whatever the pipe was made with: a smaller pipe only means more calls.
     pub fn new(size: usize) -> Result<Pipe> {
-        let (read, write) = pipe2(OFlag::O_NONBLOCK)?;
+        Pipe::with_flags(size, OFlag::O_NONBLOCK)
+    }
+
+    /// [`Pipe::new`] with other `pipe2` flags (`O_NONBLOCK`, `O_DIRECT`; `O_CLOEXEC` is always set).
+    pub fn with_flags(size: usize, flags: OFlag) -> Result<Pipe> {
+        let (read, write) = pipe2(flags)?;
         let mut pipe = Pipe {
             size: pipe_size(&read)?,
             read,
@@ -398,14 +450,12 @@ fn require_pipe(fd: BorrowedFd<'_>, syscall: &'static str, why: &str) -> Result<
     }
     // A closed fd is EBADF, as the kernel would say.
     file::fstat(fd).map_err(|e| Error::new(e.errno(), syscall))?;
-    Err(Error::new(Errno::EINVAL, syscall).with_detail(format!(
-        "{why}: fd {} is {}",
-        fd.as_raw_fd(),
-        describe(fd)
-    )))
+    Err(Error::new(Errno::EINVAL, syscall)
+        .with_detail(format!("{why}: the fd is {}", describe(fd))))
 }
 
-/// The kernel's bare `EINVAL`/`ESPIPE`, explained when the cause is the kind of fd passed.
+/// The kernel's bare `EINVAL`/`ESPIPE`, explained when the cause is the kind of fd passed. The ends
+/// are named by role, not number: callers often pass duplicates of the fds they were given.
 fn explain(
     errno: Errno,
     syscall: &'static str,
@@ -413,30 +463,27 @@ fn explain(
     fd_out: BorrowedFd<'_>,
 ) -> Error {
     let err = Error::new(errno, syscall);
-    let raw = |fd: BorrowedFd<'_>| -> RawFd { fd.as_raw_fd() };
     match errno {
         Errno::EINVAL => {
             let (pin, pout) = (is_pipe(fd_in), is_pipe(fd_out));
-            let same = pin && pout && same_file(fd_in, fd_out);
-            if same {
+            if pin && pout && same_file(fd_in, fd_out) {
                 err.with_detail(format!(
-                    "{syscall} cannot move a pipe's bytes into the same pipe (fds {} and {})",
-                    raw(fd_in),
-                    raw(fd_out)
+                    "{syscall} cannot move a pipe's bytes into the same pipe"
                 ))
             } else if syscall == "tee" && !(pin && pout) {
-                let fd = if pin { fd_out } else { fd_in };
+                let (role, fd) = if pin {
+                    ("output", fd_out)
+                } else {
+                    ("input", fd_in)
+                };
                 err.with_detail(format!(
-                    "tee needs a pipe at both ends: fd {} is {}",
-                    raw(fd),
+                    "tee needs a pipe at both ends: the {role} is {}",
                     describe(fd)
                 ))
             } else if !pin && !pout {
                 err.with_detail(format!(
-                    "splice needs a pipe at one end: fd {} is {} and fd {} is {}",
-                    raw(fd_in),
+                    "splice needs a pipe at one end: the input is {} and the output is {}",
                     describe(fd_in),
-                    raw(fd_out),
                     describe(fd_out)
                 ))
             } else {
