@@ -44,6 +44,9 @@ export interface SendResult {
  */
 const FIRST_BUDGET = 8 * 1024 * 1024;
 
+/** The most bytes sent from the event loop thread when they are all in the page cache. */
+const CACHED_BUDGET = 4 * 1024 * 1024;
+
 /** Bytes per step when someone is watching (signal or progress). */
 const WATCHED_STEP = 8 * 1024 * 1024;
 
@@ -168,10 +171,10 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
   const budget = signal || onProgress ? WATCHED_STEP : Infinity;
   const first = Math.min(budget, FIRST_BUDGET);
   try {
-    // What the socket takes at once goes out from a pool thread (which also opens a path), with no
-    // wait: sendfile may block on a cold file, which must not happen on the event loop. Only a full
-    // socket buffer sends the rest to the reactor.
-    let p: SendProgress = await job.attempt(first);
+    // What the socket takes at once goes out now, with no wait: on this thread when the range is in
+    // the page cache (cachestat says so: sendfile cannot block on the disk then), else from a pool
+    // thread (which also opens a path). Only a full socket buffer sends the rest to the reactor.
+    let p: SendProgress = job.tryCached(Math.min(first, CACHED_BUDGET)) ?? (await job.attempt(first));
     while (!p.done) {
       onProgress?.(p.bytes, Math.max(p.total ?? p.bytes, p.bytes));
       if (signal?.aborted) throw abortError(signal);

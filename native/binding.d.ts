@@ -103,6 +103,12 @@ export declare class SendJob {
    * without waiting. Never on the event loop thread: `sendfile` may block reading a cold file.
    */
   attempt(budget: number): Promise<SendProgress>
+  /**
+   * On the calling thread: when the next `budget` bytes are all in the page cache (so `sendfile`
+   * cannot block on the disk), sends what the socket takes right now without waiting and returns
+   * where the send stands; otherwise returns `null` and sends nothing (use `attempt()`).
+   */
+  tryCached(budget: number): SendProgress | null
   /** Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed. */
   step(budget: number): Promise<SendProgress>
   /**
@@ -263,17 +269,31 @@ export interface NativeResidency {
   resident: number
 }
 
-/**
- * Opens `path` read-only beneath the directory `root` (openat2 RESOLVE_BENEATH) on the thread pool.
- * Resolves to a raw fd that the caller must close.
- */
-export declare function openBeneath(root: Buffer, path: Buffer): Promise<number>
-
 /** Opens a file for Direct I/O on the thread pool. */
 export declare function openDirect(spec: DirectOpenSpec): Promise<DirectHandle>
 
 /** Opens a file for Direct I/O on the calling thread. */
 export declare function openDirectSync(spec: DirectOpenSpec): DirectHandle
+
+/** An opened file, as `serveFile` needs it: its stat, and either the fd or (small files) the body. */
+export interface OpenedFile {
+  /** The open fd (the caller closes it), or -1 when `body` holds the whole file. */
+  fd: number
+  /** "file" | "directory" | "other" */
+  kind: string
+  size: number
+  mtimeMs: number
+  ctimeMs: number
+  ino: number
+  /** The whole file, read at once because it was smaller than the inline limit. */
+  body?: Buffer
+}
+
+/**
+ * On the thread pool: opens `path` (beneath the directory `root` with openat2 RESOLVE_BENEATH when
+ * given), stats it, and reads it whole when it is a regular file under `inlineLimit` bytes.
+ */
+export declare function openFile(root: Buffer | undefined | null, path: Buffer, inlineLimit: number): Promise<OpenedFile>
 
 /** `FICLONE` (or `FICLONERANGE` with a range) on the thread pool. */
 export declare function reflink(fdIn: number, fdOut: number, range?: ReflinkRange | undefined | null): Promise<void>

@@ -171,6 +171,24 @@ impl SendJob {
         }))
     }
 
+    /// On the calling thread: when the next `budget` bytes are all in the page cache (so `sendfile`
+    /// cannot block on the disk), sends what the socket takes right now without waiting and returns
+    /// where the send stands; otherwise returns `null` and sends nothing (use `attempt()`).
+    #[napi]
+    pub fn try_cached(&self, budget: f64) -> napi::Result<Option<SendProgress>> {
+        let mut guard = self.state.try_lock().map_err(|_| to_napi(busy()))?;
+        let budget = budget_of(budget);
+        let result = match &mut *guard {
+            State::Running(send) if send.is_cached(budget) => {
+                send.try_step(budget).map(|a| a == Attempt::Done)
+            }
+            _ => return Ok(None),
+        };
+        report(&mut guard, &self.bytes, result)
+            .map(Some)
+            .map_err(to_napi)
+    }
+
     /// Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed.
     #[napi(ts_return_type = "Promise<SendProgress>")]
     pub fn step<'env>(

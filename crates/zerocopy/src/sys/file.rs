@@ -173,3 +173,50 @@ pub fn write_all_at(
     }
     Ok(())
 }
+
+/// `cachestat(2)` (Linux 6.5+): how many of the pages covering `[offset, offset + len)` are in the
+/// page cache. `Ok(None)` where the kernel lacks the call (or a seccomp filter forbids it), so callers
+/// can assume "unknown".
+///
+/// A read of cached pages cannot block on the disk: the send engine uses this to decide whether a
+/// `sendfile` may run on the event loop thread.
+///
+/// See [cachestat(2)](https://man7.org/linux/man-pages/man2/cachestat.2.html).
+#[doc(alias = "cachestat")]
+pub fn cached_pages(fd: impl AsFd, offset: u64, len: u64) -> Result<Option<u64>> {
+    /// The syscall number: the same on every architecture (numbers from 424 on are shared).
+    const SYS_CACHESTAT: libc::c_long = 451;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    let range = Range { off: offset, len };
+    let mut stat = Stat::default();
+    let fd = fd.as_fd();
+    // SAFETY: `range` and `stat` are valid, correctly laid out (repr(C), the kernel's field order)
+    // and live for the call; the kernel reads the first and writes the second.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0u32,
+        )
+    };
+    match Errno::result(ret) {
+        Ok(_) => Ok(Some(stat.nr_cache)),
+        Err(Errno::ENOSYS | Errno::EPERM) => Ok(None),
+        Err(e) => Err(crate::Error::new(e, "cachestat")),
+    }
+}
