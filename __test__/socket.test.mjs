@@ -59,6 +59,18 @@ for (const size of [0, 1, 64 * 1024 - 1, MiB + 1]) {
   });
 }
 
+test("mechanism: 'readwrite' sends through a user-space buffer instead", async () => {
+  const file = makeFile(s.path('rw-forced'), 3 * MiB + 7);
+  const { ours, client } = await connection();
+  const got = receive(client);
+  const res = await sendFile(ours, file, { mechanism: 'readwrite', offset: 5 });
+  ours.end();
+  assert.equal(res, { bytes: 3 * MiB + 2, mechanism: 'readwrite' });
+  assert.is(hash(await got), sha256Range(file, 5, 3 * MiB + 7));
+  const err = await rejection(() => sendFile(ours, file, { mechanism: 'splice' }));
+  assert.is(err.code, 'ERR_INVALID_ARG_VALUE');
+});
+
 test('a sparse file over 2 GiB crosses the sendfile cap intact', async () => {
   const file = s.path('sparse');
   const size = 2 ** 31 + MiB + 3;

@@ -41,6 +41,12 @@ export interface CopyOptions {
    * exactly, to new and existing files.
    */
   mode?: number;
+  /**
+   * Forces one mechanism instead of the chain, with no fallback (for benchmarks and debugging): the
+   * copy fails if that mechanism cannot copy these files (e.g. `'reflink'` on ext4: `EOPNOTSUPP`).
+   * Overrides `reflink`.
+   */
+  mechanism?: CopyMechanism;
   /** Stops the copy between chunks; the promise rejects with an `AbortError`. */
   signal?: AbortSignal;
   /**
@@ -66,6 +72,7 @@ export interface CopyResult {
 const WATCHED_STEP = 64 * 1024 * 1024;
 
 const REFLINK_MODES = ['auto', 'always', 'never'] as const;
+const MECHANISMS = ['reflink', 'copy_file_range', 'sendfile', 'readwrite'] as const;
 
 interface Plan {
   spec: CopySpec;
@@ -91,6 +98,7 @@ function plan(src: unknown, dst: unknown, rawOptions: unknown): Plan {
     dstOffset: check.optionalInteger(o.dstOffset, 'options.dstOffset'),
     overwrite: check.optionalBoolean(o.overwrite, 'options.overwrite'),
     mode: check.optionalInteger(o.mode, 'options.mode', 0, 0o7777),
+    mechanism: check.optionalOneOf(o.mechanism, 'options.mechanism', MECHANISMS),
   };
   return { spec, budget: signal || onProgress ? WATCHED_STEP : Infinity, signal, onProgress };
 }

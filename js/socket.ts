@@ -25,6 +25,11 @@ export interface SendFileOptions {
   offset?: number;
   /** The most bytes to send. Default: to the end of the file (as large as it was when the send started). */
   length?: number;
+  /**
+   * `'readwrite'` sends through a 64 KiB user-space buffer (`read` + `write`) instead of `sendfile`:
+   * the traditional path, for benchmarks and comparisons. Default `'sendfile'`.
+   */
+  mechanism?: 'sendfile' | 'readwrite';
   /** Stops the send; the promise rejects with an `AbortError`. Bytes already sent stay sent. */
   signal?: AbortSignal;
   /** Called as bytes reach the socket, with the bytes sent so far and the total; the last call is `(bytes, bytes)`. */
@@ -55,6 +60,7 @@ const STREAM_CHUNK = 256 * 1024;
 
 interface Plan {
   file: Resolved;
+  mechanism: 'sendfile' | 'readwrite' | undefined;
   offset: number | undefined;
   length: number | undefined;
   signal: AbortSignal | undefined;
@@ -103,6 +109,7 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
   const o = check.options<SendFileOptions>(options);
   const plan: Plan = {
     file: resolveFile(file, 'file'),
+    mechanism: check.optionalOneOf(o.mechanism, 'options.mechanism', ['sendfile', 'readwrite'] as const),
     offset: check.optionalInteger(o.offset, 'options.offset'),
     length: check.optionalInteger(o.length, 'options.length'),
     signal: check.optionalSignal(o.signal, 'options.signal'),
@@ -161,7 +168,14 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
   if (signal?.aborted) throw failure(abortError(signal), 0, signal);
   let job: InstanceType<typeof native.SendJob>;
   try {
-    job = new native.SendJob({ socketFd: fd, filePath: plan.file.path, fileFd: plan.file.fd, offset: plan.offset, length: plan.length });
+    job = new native.SendJob({
+      socketFd: fd,
+      filePath: plan.file.path,
+      fileFd: plan.file.fd,
+      offset: plan.offset,
+      length: plan.length,
+      mechanism: plan.mechanism,
+    });
   } catch (err) {
     throw failure(err, 0, signal);
   }

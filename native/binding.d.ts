@@ -166,6 +166,8 @@ export interface CopySpec {
   offset?: number
   length?: number
   dstOffset?: number
+  /** Force one mechanism: "reflink" | "copy_file_range" | "sendfile" | "readwrite". */
+  mechanism?: string
 }
 
 /** How to open a file for Direct I/O, as the TS layer resolved it. */
@@ -189,6 +191,13 @@ export interface DirectStep {
   /** Reads: the file ended before the buffer was filled. */
   eof: boolean
 }
+
+/**
+ * Reads the socket (or pipe) `fd` to end of file into a reused 1 MiB buffer and throws the bytes
+ * away, waiting on readiness: a sink that costs the process under test nothing. Resolves to the
+ * bytes read.
+ */
+export declare function drain(fd: number): Promise<number>
 
 /** `posix_fadvise(2)` on the thread pool. `length` 0 means "to the end of the file". */
 export declare function fadvise(fd: number, offset: number, length: number, advice: string): Promise<void>
@@ -332,4 +341,12 @@ export interface SendSpec {
   fileFd?: number
   offset?: number
   length?: number
+  /** "readwrite" forces the user-space path (for comparisons); default sendfile. */
+  mechanism?: string
 }
+
+/**
+ * How many data-moving system calls (read, write, sendfile, copy_file_range, reflink, splice, tee,
+ * vmsplice, mmap) this process has made through zerocopy, by family.
+ */
+export declare function syscallCounts(): Record<string, number>

@@ -199,6 +199,14 @@ impl SendFile {
         Ok(send)
     }
 
+    /// Moves the bytes through a user-space buffer (`read` + `write`, 64 KiB at a time) instead of
+    /// `sendfile`: the traditional path, for comparisons. Only before anything was sent.
+    pub fn use_read_write(&mut self) {
+        if self.moved == 0 {
+            self.io.mechanism = SendMechanism::ReadWrite;
+        }
+    }
+
     /// Bytes that reached the socket so far.
     pub fn bytes(&self) -> u64 {
         self.moved

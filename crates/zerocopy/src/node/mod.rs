@@ -9,6 +9,7 @@
 // napi-derive registers exports only outside cfg(test), so a test build sees them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod bench;
 mod copy;
 mod copy_range;
 mod direct;

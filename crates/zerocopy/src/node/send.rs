@@ -27,6 +27,8 @@ pub struct SendSpec {
     pub file_fd: Option<i32>,
     pub offset: Option<i64>,
     pub length: Option<i64>,
+    /// "readwrite" forces the user-space path (for comparisons); default sendfile.
+    pub mechanism: Option<String>,
 }
 
 /// Where a send stands after a step.
@@ -41,7 +43,7 @@ pub struct SendProgress {
 
 enum State {
     /// A path source: opening it is blocking I/O, done by `attempt()` on the thread pool.
-    Pending(Box<(std::os::fd::OwnedFd, Source, Option<u64>, Option<u64>)>),
+    Pending(Box<(std::os::fd::OwnedFd, Source, Option<u64>, Option<u64>, bool)>),
     Running(Box<SendFile>),
     Ended,
 }
@@ -97,14 +99,30 @@ fn open_and_try(state: &mut State, bytes: &AtomicU64, budget: u64) -> crate::Res
         let State::Pending(spec) = std::mem::replace(state, State::Ended) else {
             return Err(ended());
         };
-        let (socket, source, offset, length) = *spec;
-        *state = State::Running(Box::new(SendFile::open(socket, source, offset, length)?));
+        let (socket, source, offset, length, read_write) = *spec;
+        *state = State::Running(Box::new(open_send(
+            socket, source, offset, length, read_write,
+        )?));
     }
     let result = match state {
         State::Running(send) => send.try_step(budget).map(|a| a == Attempt::Done),
         _ => return Err(ended()),
     };
     report(state, bytes, result)
+}
+
+fn open_send(
+    socket: std::os::fd::OwnedFd,
+    source: Source,
+    offset: Option<u64>,
+    length: Option<u64>,
+    read_write: bool,
+) -> crate::Result<SendFile> {
+    let mut send = SendFile::open(socket, source, offset, length)?;
+    if read_write {
+        send.use_read_write();
+    }
+    Ok(send)
 }
 
 async fn step(
@@ -139,15 +157,20 @@ impl SendJob {
         let socket = file::dup_raw(spec.socket_fd).map_err(to_napi)?;
         let offset = spec.offset.map(|v| to_u64(v, "offset")).transpose()?;
         let length = spec.length.map(|v| to_u64(v, "length")).transpose()?;
+        let read_write = match spec.mechanism.as_deref() {
+            None | Some("sendfile") => false,
+            Some("readwrite") => true,
+            Some(_) => return Err(invalid("mechanism")),
+        };
         let state = match (spec.file_path, spec.file_fd) {
             (Some(path), None) => {
                 let source = Source::Path(PathBuf::from(OsStr::from_bytes(&path)));
-                State::Pending(Box::new((socket, source, offset, length)))
+                State::Pending(Box::new((socket, source, offset, length, read_write)))
             }
             (None, Some(fd)) => {
                 let source = Source::Fd(file::dup_raw(fd).map_err(to_napi)?);
                 State::Running(Box::new(
-                    SendFile::open(socket, source, offset, length).map_err(to_napi)?,
+                    open_send(socket, source, offset, length, read_write).map_err(to_napi)?,
                 ))
             }
             _ => return Err(invalid("file")),

@@ -11,6 +11,7 @@ use nix::sys::stat::{self, FileStat, Mode, SFlag};
 use nix::unistd::{self, Whence};
 
 use crate::error::{retry_eintr, Result, SyscallExt};
+use crate::sys::counters::{counted, Syscall};
 
 /// Lowest fd number [`dup_cloexec`] hands out; 0–2 stay reserved for stdio.
 const MIN_DUP_FD: i32 = 3;
@@ -137,8 +138,8 @@ pub fn fchmod(fd: impl AsFd, mode: u32) -> Result<()> {
 pub fn read_at(fd: impl AsFd, buf: &mut [u8], offset: Option<i64>) -> Result<usize> {
     let fd = fd.as_fd();
     match offset {
-        Some(off) => retry_eintr(|| nix::sys::uio::pread(fd, buf, off)).syscall("read"),
-        None => retry_eintr(|| unistd::read(fd, buf)).syscall("read"),
+        Some(off) => counted(Syscall::Read, || nix::sys::uio::pread(fd, buf, off)).syscall("read"),
+        None => counted(Syscall::Read, || unistd::read(fd, buf)).syscall("read"),
     }
 }
 
@@ -148,8 +149,10 @@ pub fn read_at(fd: impl AsFd, buf: &mut [u8], offset: Option<i64>) -> Result<usi
 pub fn write_at(fd: impl AsFd, buf: &[u8], offset: Option<i64>) -> Result<usize> {
     let fd = fd.as_fd();
     match offset {
-        Some(off) => retry_eintr(|| nix::sys::uio::pwrite(fd, buf, off)).syscall("write"),
-        None => retry_eintr(|| unistd::write(fd, buf)).syscall("write"),
+        Some(off) => {
+            counted(Syscall::Write, || nix::sys::uio::pwrite(fd, buf, off)).syscall("write")
+        }
+        None => counted(Syscall::Write, || unistd::write(fd, buf)).syscall("write"),
     }
 }
 

@@ -4,6 +4,7 @@
 //! descriptors it uses, and reports failure as [`crate::Error`] naming the syscall.
 
 pub mod copy_range;
+pub mod counters;
 pub mod direct;
 pub mod file;
 pub mod mmap;
