@@ -41,9 +41,18 @@ pub struct SendProgress {
     pub mechanism: String,
 }
 
+/// A send whose file path is still to be opened.
+struct PendingSend {
+    socket: std::os::fd::OwnedFd,
+    source: Source,
+    offset: Option<u64>,
+    length: Option<u64>,
+    read_write: bool,
+}
+
 enum State {
     /// A path source: opening it is blocking I/O, done by `attempt()` on the thread pool.
-    Pending(Box<(std::os::fd::OwnedFd, Source, Option<u64>, Option<u64>, bool)>),
+    Pending(Box<PendingSend>),
     Running(Box<SendFile>),
     Ended,
 }
@@ -99,10 +108,7 @@ fn open_and_try(state: &mut State, bytes: &AtomicU64, budget: u64) -> crate::Res
         let State::Pending(spec) = std::mem::replace(state, State::Ended) else {
             return Err(ended());
         };
-        let (socket, source, offset, length, read_write) = *spec;
-        *state = State::Running(Box::new(open_send(
-            socket, source, offset, length, read_write,
-        )?));
+        *state = State::Running(Box::new(open_send(*spec)?));
     }
     let result = match state {
         State::Running(send) => send.try_step(budget).map(|a| a == Attempt::Done),
@@ -111,15 +117,9 @@ fn open_and_try(state: &mut State, bytes: &AtomicU64, budget: u64) -> crate::Res
     report(state, bytes, result)
 }
 
-fn open_send(
-    socket: std::os::fd::OwnedFd,
-    source: Source,
-    offset: Option<u64>,
-    length: Option<u64>,
-    read_write: bool,
-) -> crate::Result<SendFile> {
-    let mut send = SendFile::open(socket, source, offset, length)?;
-    if read_write {
+fn open_send(spec: PendingSend) -> crate::Result<SendFile> {
+    let mut send = SendFile::open(spec.socket, spec.source, spec.offset, spec.length)?;
+    if spec.read_write {
         send.use_read_write();
     }
     Ok(send)
@@ -165,12 +165,25 @@ impl SendJob {
         let state = match (spec.file_path, spec.file_fd) {
             (Some(path), None) => {
                 let source = Source::Path(PathBuf::from(OsStr::from_bytes(&path)));
-                State::Pending(Box::new((socket, source, offset, length, read_write)))
+                State::Pending(Box::new(PendingSend {
+                    socket,
+                    source,
+                    offset,
+                    length,
+                    read_write,
+                }))
             }
             (None, Some(fd)) => {
                 let source = Source::Fd(file::dup_raw(fd).map_err(to_napi)?);
                 State::Running(Box::new(
-                    open_send(socket, source, offset, length, read_write).map_err(to_napi)?,
+                    open_send(PendingSend {
+                        socket,
+                        source,
+                        offset,
+                        length,
+                        read_write,
+                    })
+                    .map_err(to_napi)?,
                 ))
             }
             _ => return Err(invalid("file")),
