@@ -25,7 +25,15 @@ rmSync('dist', { recursive: true, force: true });
 // Dependencies (pillarjs helpers) stay external: installed by npm, visible to audits.
 await build({ ...common, entryPoints: ['js/index.ts'], outfile: 'dist/index.cjs', format: 'cjs', external: ['#native'], packages: 'external' });
 writeFileSync('dist/index.mjs', "export * from './index.cjs';\n");
-await build({ ...common, entryPoints: ['js/cli/main.ts'], outfile: 'dist/cli.mjs', format: 'esm', external: ['zerocopy'] });
+await build({
+  ...common,
+  entryPoints: ['js/cli/main.ts'],
+  outfile: 'dist/cli.mjs',
+  format: 'esm',
+  external: ['zerocopy'],
+  // The CLI finds itself (to start its bench helper processes) and the package's private #native.
+  banner: { js: 'const ZEROCOPY_CLI_URL = import.meta.url;' },
+});
 
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--emitDeclarationOnly', '--outDir', 'dist/types'], {
   stdio: 'inherit',
