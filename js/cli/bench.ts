@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
-import { alignedBuffer, capabilities, copyFile, mmap, openDirect, sendFile, type Capabilities } from 'zerocopy';
+import { alignedBuffer, capabilities, copyFile, mmap, openDirect, sendFile, type Capabilities, type CopyMechanism } from 'zerocopy';
 
 import { renderHtml } from './bench-html.js';
 import { benchBinding } from './peer.js';
@@ -141,6 +141,15 @@ function write(socket: net.Socket, chunk: Buffer): Promise<void> {
   return new Promise((ok, fail) => socket.write(chunk, (err) => (err ? fail(err) : ok())));
 }
 
+/** A file → file path: copyFile forced to one mechanism. */
+function copyPath(spec: Omit<PathSpec, 'group' | 'run' | 'mechanism'> & { mechanism: CopyMechanism }): PathSpec {
+  return {
+    ...spec,
+    group: 'file → file',
+    run: async (ctx) => ({ bytes: (await copyFile(ctx.file, join(ctx.dir, 'copy'), { mechanism: spec.mechanism })).bytes }),
+  };
+}
+
 const PATHS: PathSpec[] = [
   {
     id: 'node-streams',
@@ -217,33 +226,21 @@ const PATHS: PathSpec[] = [
         return { bytes: at, nodeCalls: writes };
       }),
   },
-  {
-    id: 'copy-readwrite',
-    group: 'file → file',
-    name: 'read() + write()',
-    mechanism: 'readwrite',
-    baseline: true,
-    model: COPY2,
-    run: async (ctx) => ({ bytes: (await copyFile(ctx.file, join(ctx.dir, 'copy'), { mechanism: 'readwrite' })).bytes }),
-  },
-  {
+  copyPath({ id: 'copy-readwrite', name: 'read() + write()', mechanism: 'readwrite', baseline: true, model: COPY2 }),
+  copyPath({
     id: 'copy_file_range',
-    group: 'file → file',
     name: 'copy_file_range',
     mechanism: 'copy_file_range',
     model: { syscallsPerChunk: 1, userKernelSwitchesPerChunk: 2, cpuCopies: 1, dmaCopies: 2 },
-    run: async (ctx) => ({ bytes: (await copyFile(ctx.file, join(ctx.dir, 'copy'), { mechanism: 'copy_file_range' })).bytes }),
-  },
-  {
+  }),
+  copyPath({
     id: 'reflink',
-    group: 'file → file',
     name: 'reflink (FICLONE)',
     mechanism: 'reflink',
     model: { syscallsPerChunk: 1, userKernelSwitchesPerChunk: 2, cpuCopies: 0, dmaCopies: 0 },
     unavailable: (caps) =>
       caps.filesystem?.reflink ? undefined : `${caps.filesystem?.type ?? 'this filesystem'} cannot share blocks (XFS with reflink, btrfs can)`,
-    run: async (ctx) => ({ bytes: (await copyFile(ctx.file, join(ctx.dir, 'copy'), { mechanism: 'reflink' })).bytes }),
-  },
+  }),
   {
     id: 'node-pipe',
     group: 'socket → socket',
