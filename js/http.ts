@@ -16,6 +16,7 @@ import parseRange from 'range-parser';
 
 import { fromNative, invalidArgType, invalidArgValue, withBytes, type ErrnoError } from './errors.js';
 import { native } from './native.js';
+import { requireLinux } from './portable.js';
 import { sendFile, type SendMechanism } from './socket.js';
 import * as check from './validate.js';
 
@@ -147,7 +148,10 @@ function openPlain(path: string): Promise<number> {
 /** Opens the file to serve: beneath root with openat2 RESOLVE_BENEATH, or the trusted path as is. */
 async function openTarget(root: string | undefined, path: string): Promise<number> {
   try {
-    return root === undefined ? await openPlain(path) : await native.openBeneath(Buffer.from(root), Buffer.from(path));
+    if (root === undefined) return await openPlain(path);
+    // No portable equivalent of openat2's RESOLVE_BENEATH: a path check alone would race symlink swaps.
+    requireLinux('serveFile with root (openat2 RESOLVE_BENEATH)');
+    return await native.openBeneath(Buffer.from(root), Buffer.from(path));
   } catch (err) {
     throw fromNative(err);
   }
