@@ -68,7 +68,10 @@ const WATCHED_STEP = 64 * 1024 * 1024;
 
 const REFLINK_MODES = ['auto', 'always', 'never'] as const;
 
-/** A validated copy: what the native job or the portable fallback (js/portable.ts) runs. */
+/**
+ * A validated copy: what the native job or the portable fallback (js/portable.ts) runs.
+ * @internal
+ */
 export interface CopyPlan {
   spec: CopySpec;
   budget: number;

@@ -119,7 +119,7 @@ function* copySteps(plan: CopyPlan, moved: { bytes: number }): Generator<Op, Cop
   }
 }
 
-/** Runs the portable copy with synchronous calls. */
+/** Runs the portable copy with synchronous calls. @internal */
 export function copyPortableSync(plan: CopyPlan): CopyResult {
   const moved = { bytes: 0 };
   const steps = copySteps(plan, moved);
@@ -142,7 +142,7 @@ export function copyPortableSync(plan: CopyPlan): CopyResult {
   }
 }
 
-/** Runs the portable copy on the thread pool, one call at a time. */
+/** Runs the portable copy on the thread pool, one call at a time. @internal */
 export async function copyPortable(plan: CopyPlan): Promise<CopyResult> {
   const moved = { bytes: 0 };
   const steps = copySteps(plan, moved);

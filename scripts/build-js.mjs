@@ -5,7 +5,7 @@
 //   types/      declarations from tsc, re-exported by index.d.cts and index.d.mts
 // esbuild writes the JavaScript; tsc only type-checks and writes declarations.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { parseTriple } from '@napi-rs/cli';
 import { build } from 'esbuild';
 
@@ -38,4 +38,8 @@ execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconf
 // native/binding.d.ts, which is not shipped.
 rmSync('dist/types/cli', { recursive: true, force: true });
 rmSync('dist/types/native.d.ts');
+const leaking = readdirSync('dist/types').filter((f) => readFileSync(`dist/types/${f}`, 'utf8').includes("'./native.js'"));
+if (leaking.length) {
+  throw new Error(`${leaking.join(', ')}: declarations import js/native.ts, which is not shipped; mark the type @internal`);
+}
 for (const ext of ['d.cts', 'd.mts']) writeFileSync(`dist/index.${ext}`, "export * from './types/index.js';\n");

@@ -144,7 +144,6 @@ export function pack({ artifacts = 'native', out = 'release', quiet = false } = 
     // would ask every user to approve it as an install script.
     delete staged.scripts.prepare;
     writeFileSync(join(pkgDir, 'package.json'), `${JSON.stringify(staged, null, 2)}\n`);
-    rmSync(join(outDir, first.tarball.slice(stage.length + 1)), { force: true });
     const main = npmPack(pkgDir, outDir);
     checkFiles(name, main.files, MAIN_REQUIRED, MAIN_ALLOWED);
     checkEntryPoints(staged, main.files);
