@@ -10,35 +10,11 @@ import { readFileSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 
 import { sendFile, AbortError } from 'zerocopy';
-import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection } from './helpers.mjs';
+import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection, connection, receive } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
 
-/**
- * A loopback connection: `server` is our end (the one we send into), `client` the peer.
- * `kind`: 'tcp' | 'unix'.
- */
-async function connection(kind = 'tcp') {
-  const server = net.createServer();
-  const path = s.path(`sock-${Math.random().toString(36).slice(2)}`);
-  await new Promise((r) => (kind === 'unix' ? server.listen(path, r) : server.listen(0, '127.0.0.1', r)));
-  const accepted = once(server, 'connection');
-  const client = kind === 'unix' ? net.connect(path) : net.connect(server.address().port, '127.0.0.1');
-  const [ours] = await accepted;
-  await once(client, 'connect').catch(() => {});
-  server.close();
-  ours.on('error', () => {});
-  client.on('error', () => {});
-  return { ours, client };
-}
-
-/** Everything the peer receives until EOF. */
-function receive(client) {
-  const chunks = [];
-  client.on('data', (d) => chunks.push(d));
-  return new Promise((resolve) => client.on('end', () => resolve(Buffer.concat(chunks))));
-}
 
 /** Resolves once the socket has closed (at once if it already has). */
 const closed = (sock) => (sock.closed ? Promise.resolve() : once(sock, 'close').then(() => {}));

@@ -4,7 +4,7 @@
  * HTTP semantics follow the `send` package (what express.static uses), built from the same pillarjs
  * helpers: range-parser, fresh, etag and mime-types.
  */
-import { close, createReadStream, read } from 'node:fs';
+import { close, createReadStream, fstat, open, read } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, posix } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
@@ -15,7 +15,8 @@ import { contentType as mimeContentType } from 'mime-types';
 import parseRange from 'range-parser';
 
 import { fromNative, invalidArgType, invalidArgValue, withBytes, type ErrnoError } from './errors.js';
-import { native } from './native.js';
+import { linuxPaths, native } from './native.js';
+import { requireLinux } from './portable.js';
 import { sendFile, type SendMechanism } from './socket.js';
 import * as check from './validate.js';
 
@@ -147,12 +148,35 @@ interface Opened {
   body: Buffer | undefined;
 }
 
+/** Where the native helpers are missing: fs.open and fs.fstat (small bodies are read later). */
+async function openPortable(path: string): Promise<Opened> {
+  const fd = await new Promise<number>((ok, fail) => open(path, 'r', (err, n) => (err ? fail(err) : ok(n))));
+  try {
+    const st = await new Promise<import('node:fs').Stats>((ok, fail) => fstat(fd, (err, s) => (err ? fail(err) : ok(s))));
+    return {
+      fd,
+      kind: st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other',
+      size: st.size,
+      stats: { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino },
+      body: undefined,
+    };
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+}
+
 /**
  * Opens, stats and (small files) reads the file in one pool round trip: beneath root with openat2
  * RESOLVE_BENEATH, or the trusted path as is.
  */
 async function openTarget(root: string | undefined, path: string): Promise<Opened> {
   try {
+    if (!linuxPaths) {
+      // No portable equivalent of openat2's RESOLVE_BENEATH: a path check alone would race symlink swaps.
+      if (root !== undefined) requireLinux('serveFile with root (openat2 RESOLVE_BENEATH)');
+      return await openPortable(path);
+    }
     const o = await native.openFile(root === undefined ? undefined : Buffer.from(root), Buffer.from(path), INLINE_BODY_LIMIT);
     return {
       fd: o.fd,

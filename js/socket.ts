@@ -7,7 +7,8 @@ import type { Socket } from 'node:net';
 
 import { abortError, AbortError, invalidArgType, withBytes, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg, type Resolved } from './fd.js';
-import { native, type SendProgress } from './native.js';
+import { linuxPaths, native, type SendProgress } from './native.js';
+import { requireLinux } from './portable.js';
 import { onAbort } from './signal.js';
 import { socketFd, takeOver, type Hold } from './takeover.js';
 import * as check from './validate.js';
@@ -115,7 +116,11 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
     signal: check.optionalSignal(o.signal, 'options.signal'),
     onProgress: check.optionalFunction<(bytesSent: number, total: number) => void>(o.onProgress, 'options.onProgress'),
   };
-  if (typeof socket === 'number') return sendNative(check.fd(socket, 'socket'), undefined, plan);
+  if (typeof socket === 'number') {
+    const fd = check.fd(socket, 'socket');
+    requireLinux('sendFile to an fd number');
+    return sendNative(fd, undefined, plan);
+  }
   if (!isSocket(socket)) throw invalidArgType('socket', 'an instance of net.Socket or an fd number', socket);
   if (plan.signal?.aborted) throw failure(abortError(plan.signal), 0, plan.signal);
   if (socket.destroyed || socket.writableEnded) {
@@ -134,7 +139,8 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
   }
   try {
     if (socket.connecting) await connected(socket);
-    if ((socket as { encrypted?: boolean }).encrypted) return await sendStream(hold, plan);
+    // TLS must encrypt in user space; outside Linux there is no sendfile(2) to use.
+    if ((socket as { encrypted?: boolean }).encrypted || !linuxPaths) return await sendStream(hold, plan);
     const fd = socketFd(socket);
     if (fd === undefined) {
       const err = new Error('The socket has no file descriptor (destroyed?)') as ErrnoError;

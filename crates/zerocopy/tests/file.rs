@@ -1,5 +1,6 @@
 //! sys::file: descriptor plumbing used by every operation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

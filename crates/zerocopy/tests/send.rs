@@ -1,5 +1,6 @@
 //! The send engine (src/send.rs) on real sockets: Unix socket pairs and TCP on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 
