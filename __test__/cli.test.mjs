@@ -1,44 +1,72 @@
-// The zerocopy command as users run it (bin/zerocopy.mjs): output, exit codes, one-line errors.
+// The zerocopy command as users run it (bin/zerocopy.mjs), each command a child process on small
+// inputs: output, exit codes, one-line errors; the bench's JSON schema and its HTML report in a real
+// headless browser.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
+
+import { scratch, makeFile, sha256, MiB } from './helpers.mjs';
 
 const bin = fileURLToPath(new URL('../bin/zerocopy.mjs', import.meta.url));
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+const s = scratch();
+test.after(() => s.cleanup());
 
 function run(...args) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-test('caps --json reports the kernel and the filesystem', () => {
+/** Starts a long-running command; resolves once its first stdout line is out. */
+async function start(...args) {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  while (!out.includes('\n')) await once(child.stdout, 'data');
+  return { child, first: out.split('\n')[0], output: () => out };
+}
+
+function get(port, path) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    }).on('error', reject);
+  });
+}
+
+test('caps --json reports the kernel and the filesystem; caps prints an aligned table', () => {
   const r = run('caps', '--json', '/dev/shm');
   assert.is(r.code, 0, r.err);
   const caps = JSON.parse(r.out);
   assert.is(caps.platform, 'linux');
   assert.is(caps.copyFileRange, true);
   assert.is(caps.filesystem.type, 'tmpfs');
+  const table = run('caps');
+  assert.is(table.code, 0, table.err);
+  assert.match(table.out, /^platform\s+linux/m);
+  assert.match(table.out, /^O_DIRECT\s+(yes|no|unknown)/m);
 });
 
-test('caps prints an aligned table', () => {
-  const r = run('caps');
-  assert.is(r.code, 0, r.err);
-  assert.match(r.out, /^platform\s+linux/m);
-  assert.match(r.out, /^O_DIRECT\s+(yes|no|unknown)/m);
-});
-
-test('--version, --help and usage errors', () => {
+test('--version, --help on every command, and usage errors exit 2', () => {
   assert.equal(run('--version'), { code: 0, out: `${pkg.version}\n`, err: '' });
   assert.match(run('--help').out, /Usage: zerocopy <command>/);
-  assert.match(run('caps', '--help').out, /Usage: zerocopy caps/);
-  const unknown = run('frobnicate');
-  assert.is(unknown.code, 2);
-  assert.match(unknown.err, /unknown command 'frobnicate'/);
-  const badFlag = run('caps', '--nope');
-  assert.is(badFlag.code, 2);
-  assert.is(run().code, 2);
+  for (const command of ['bench', 'serve', 'cp', 'caps']) {
+    const help = run(command, '--help');
+    assert.is(help.code, 0, command);
+    assert.match(help.out, new RegExp(`Usage: zerocopy ${command}`), command);
+  }
+  for (const args of [['frobnicate'], ['caps', '--nope'], ['cp', 'only-one'], ['cp', 'a', 'b', '--reflink=sometimes'], ['bench', '--runs', 'x'], ['serve', '--port', '70000'], []]) {
+    const r = run(...args);
+    assert.is(r.code, 2, args.join(' '));
+  }
+  assert.match(run('frobnicate').err, /unknown command 'frobnicate'\nRun 'zerocopy --help' for usage.\n$/);
 });
 
 test('failures print one line, no stack, exit 1; --verbose adds the stack', () => {
@@ -48,6 +76,125 @@ test('failures print one line, no stack, exit 1; --verbose adds the stack', () =
   const v = run('caps', '/no/such/path', '--verbose');
   assert.is(v.code, 1);
   assert.match(v.err, /\n\s+at /);
+  const cp = run('cp', s.path('missing'), s.path('x'));
+  assert.is(cp.code, 1);
+  assert.is(cp.err.trim().split('\n').length, 1);
+  assert.match(cp.err, /ENOENT/);
 });
+
+test('cp copies with equal content and prints the mechanism; quiet when piped', () => {
+  const src = makeFile(s.path('cp-src'), 3 * MiB + 3);
+  const r = run('cp', src, s.path('cp-dst'));
+  assert.is(r.code, 0, r.err);
+  assert.is(sha256(s.path('cp-dst')), sha256(src));
+  assert.match(r.out, /3\.0 MiB in [\d.]+ s .* by (copy_file_range|reflink|sendfile|readwrite)\n$/);
+  assert.is(r.err, '', 'no progress bar when stderr is not a terminal');
+  const never = run('cp', '--reflink=never', src, s.path('cp-never'));
+  assert.match(never.out, /by sendfile\n$/);
+  const clobber = run('cp', '--no-clobber', src, s.path('cp-dst'));
+  assert.is(clobber.code, 1);
+  assert.match(clobber.err, /EEXIST/);
+});
+
+test('serve answers 200, 206 and 404, refuses traversal, logs each request, and stops on SIGTERM', async () => {
+  const root = s.path('www');
+  mkdirSync(root);
+  const file = makeFile(`${root}/data.bin`, 2 * MiB);
+  writeFileSync(s.path('secret.txt'), 'secret');
+  const server = await start('serve', root, '--port', '0');
+  const port = Number(/:(\d+)\/ /.exec(server.first)?.[1]);
+  assert.ok(port > 0, server.first);
+  const full = await get(port, '/data.bin');
+  assert.is(full.status, 200);
+  assert.is(createHash('sha256').update(full.body).digest('hex'), sha256(file));
+  const part = await get(port, '/data.bin?x');
+  assert.is(part.status, 200);
+  const range = await new Promise((resolve) => {
+    http.get({ host: '127.0.0.1', port, path: '/data.bin', headers: { range: 'bytes=10-19' }, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+    });
+  });
+  assert.is(range.status, 206);
+  assert.ok(range.body.equals(readFileSync(file).subarray(10, 20)));
+  assert.is((await get(port, '/missing')).status, 404);
+  const traversal = await get(port, '/../secret.txt');
+  assert.is(traversal.status, 403);
+  assert.not.match(traversal.body.toString(), /secret/);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(server.output(), /"GET \/data\.bin HTTP\/1\.1" 200 2097152 sendfile/);
+  assert.match(server.output(), /"GET \/missing HTTP\/1\.1" 404 0 none/);
+  server.child.kill('SIGTERM');
+  const [code] = await once(server.child, 'exit');
+  assert.is(code, 0);
+  assert.match(server.output(), /SIGTERM: closing/);
+});
+
+test('bench --quick --json follows its schema: every number finite and positive, every path with its mechanism', () => {
+  const html = s.path('report.html');
+  const r = run('bench', '--quick', '--json', '--html', html, '--dir', s.dir);
+  assert.is(r.code, 0, r.err);
+  const report = JSON.parse(r.out);
+  assert.is(report.schema, 'zerocopy-bench/1');
+  assert.is(report.version, pkg.version);
+  assert.is(report.workload.bytes, 16 * MiB);
+  assert.is(report.workload.quick, true);
+  assert.ok(report.machine.cores > 0 && report.machine.kernel.length > 0);
+  const ids = report.paths.map((p) => p.id);
+  for (const id of ['node-streams', 'readwrite', 'mmap-write', 'sendfile', 'direct', 'copy-readwrite', 'copy_file_range', 'reflink', 'node-pipe']) {
+    assert.ok(ids.includes(id), `path ${id} listed`);
+  }
+  for (const p of report.paths) {
+    assert.type(p.mechanism, 'string');
+    assert.ok(p.mechanism.length > 0, p.id);
+    assert.ok(['file → socket', 'file → file', 'socket → socket'].includes(p.group), p.group);
+    for (const k of ['syscallsPerChunk', 'userKernelSwitchesPerChunk', 'cpuCopies', 'dmaCopies']) assert.ok(Number.isInteger(p.model[k]) && p.model[k] >= 0);
+    if (!p.available) {
+      assert.type(p.reason, 'string', `${p.id} says why it did not run`);
+      continue;
+    }
+    assert.is(p.runs.length, 1);
+    for (const k of ['medianSeconds', 'bestSeconds', 'mibPerSecond', 'cpuSecondsPerGiB', 'syscalls', 'speedup']) {
+      assert.ok(Number.isFinite(p[k]) && p[k] > 0, `${p.id}.${k} = ${p[k]}`);
+    }
+    for (const k of ['voluntaryContextSwitches', 'involuntaryContextSwitches']) assert.ok(Number.isFinite(p[k]) && p[k] >= 0, `${p.id}.${k}`);
+  }
+  const sendfile = report.paths.find((p) => p.id === 'sendfile');
+  assert.ok(sendfile.available && sendfile.syscalls < report.paths.find((p) => p.id === 'readwrite').syscalls, 'sendfile makes fewer calls than a 64 KiB read/write loop');
+  assert.ok(report.winners.length >= 3 && report.winners.every((w) => w.line.length > 20));
+  assert.ok(existsSync(html) && statSync(html).size > 2000);
+  assert.equal(readFileSync(html, 'utf8').match(/<script/g), null, 'the report runs no script');
+  assert.is(
+    execFileSync('find', [s.dir, '-maxdepth', '1', '-name', 'zerocopy-bench-*']).toString(),
+    '',
+    'temporary files removed',
+  );
+});
+
+test('bench prints a table naming every path and a winner line per group', () => {
+  const r = run('bench', '--quick', '--dir', s.dir);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^path\s+MiB\/s\s+CPU s\/GiB\s+syscalls/m);
+  for (const name of ['Node streams', 'sendfile', 'mmap \\+ write', 'copy_file_range', 'Node a.pipe']) assert.match(r.out, new RegExp(name));
+  assert.match(r.out, /^file → socket: .+$/m);
+});
+
+const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+(chromium ? test : test.skip)('the --html report renders in headless Chromium with both charts', () => {
+  const html = s.path('report.html');
+  if (!existsSync(html)) run('bench', '--quick', '--html', html, '--dir', s.dir);
+  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${s.path('chrome-profile')}`];
+  const dom = execFileSync(chromium, [...flags, '--dump-dom', `file://${html}`], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  assert.match(dom, /<svg id="throughput" class="chart"/);
+  assert.match(dom, /<svg id="cpu" class="chart"/);
+  const bars = dom.match(/<rect class="bar"/g) ?? [];
+  assert.ok(bars.length >= 12, `${bars.length} bars drawn`);
+  const shot = s.path('report.png');
+  execFileSync(chromium, [...flags, `--screenshot=${shot}`, '--window-size=1100,1400', `file://${html}`], { timeout: 60_000, stdio: 'ignore' });
+  const png = readFileSync(shot);
+  assert.ok(png.subarray(1, 4).toString() === 'PNG' && png.length > 10_000, `screenshot written (${png.length} bytes)`);
+});
+if (!chromium) console.log('  HTML report test skipped: Chromium is not installed (apt-get install chromium)');
 
 test.run();

@@ -39,6 +39,21 @@ test('reflink: never writes real copies with sendfile; always fails with EOPNOTS
   assert.is(err.bytesTransferred, 0);
 });
 
+test('mechanism forces one path, with no fallback', async () => {
+  const src = makeFile(s.path('m-src'), 3 * MiB + 1);
+  for (const mechanism of ['copy_file_range', 'sendfile', 'readwrite']) {
+    const res = await copyFile(src, s.path(`m-${mechanism}`), { mechanism });
+    assert.equal(res, { bytes: 3 * MiB + 1, mechanism });
+    assert.is(sha256(s.path(`m-${mechanism}`)), sha256(src));
+  }
+  if (onExt4) {
+    const err = await rejection(() => copyFile(src, s.path('m-reflink'), { mechanism: 'reflink' }));
+    assert.is(err.code, 'EOPNOTSUPP');
+  }
+  const bad = await rejection(() => copyFile(src, s.path('m-bad'), { mechanism: 'teleport' }));
+  assert.is(bad.code, 'ERR_INVALID_ARG_VALUE');
+});
+
 test('across filesystems (disk to tmpfs) falls back to sendfile', async () => {
   if (!existsSync('/dev/shm')) return;
   const shm = scratch('/dev/shm');

@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 
 import { residency } from 'zerocopy';
 import { createRequire } from 'node:module';
+import net from 'node:net';
+import { once } from 'node:events';
 
 /** A fresh scratch directory; call the returned cleanup when done. */
 export function scratch(base = tmpdir()) {
@@ -119,4 +121,29 @@ export function residentFraction(path) {
 /** The raw napi binding, for test-only helpers that are not part of the public API. */
 export function nativeBinding() {
   return createRequire(import.meta.url)('../native/binding.js');
+}
+
+/**
+ * A loopback connection: `server` is our end (the one we send into), `client` the peer.
+ * `kind`: 'tcp' | 'unix' (a socket file in `dir`).
+ */
+export async function connection(kind = 'tcp', dir = tmpdir()) {
+  const server = net.createServer();
+  const path = join(dir, `sock-${Math.random().toString(36).slice(2)}`);
+  await new Promise((r) => (kind === 'unix' ? server.listen(path, r) : server.listen(0, '127.0.0.1', r)));
+  const accepted = once(server, 'connection');
+  const client = kind === 'unix' ? net.connect(path) : net.connect(server.address().port, '127.0.0.1');
+  const [ours] = await accepted;
+  await once(client, 'connect').catch(() => {});
+  server.close();
+  ours.on('error', () => {});
+  client.on('error', () => {});
+  return { ours, client };
+}
+
+/** Everything the peer receives until EOF. */
+export function receive(client) {
+  const chunks = [];
+  client.on('data', (d) => chunks.push(d));
+  return new Promise((resolve) => client.on('end', () => resolve(Buffer.concat(chunks))));
 }

@@ -10,35 +10,11 @@ import { readFileSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 
 import { sendFile, AbortError } from 'zerocopy';
-import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection } from './helpers.mjs';
+import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection, connection, receive } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
 
-/**
- * A loopback connection: `server` is our end (the one we send into), `client` the peer.
- * `kind`: 'tcp' | 'unix'.
- */
-async function connection(kind = 'tcp') {
-  const server = net.createServer();
-  const path = s.path(`sock-${Math.random().toString(36).slice(2)}`);
-  await new Promise((r) => (kind === 'unix' ? server.listen(path, r) : server.listen(0, '127.0.0.1', r)));
-  const accepted = once(server, 'connection');
-  const client = kind === 'unix' ? net.connect(path) : net.connect(server.address().port, '127.0.0.1');
-  const [ours] = await accepted;
-  await once(client, 'connect').catch(() => {});
-  server.close();
-  ours.on('error', () => {});
-  client.on('error', () => {});
-  return { ours, client };
-}
-
-/** Everything the peer receives until EOF. */
-function receive(client) {
-  const chunks = [];
-  client.on('data', (d) => chunks.push(d));
-  return new Promise((resolve) => client.on('end', () => resolve(Buffer.concat(chunks))));
-}
 
 /** Resolves once the socket has closed (at once if it already has). */
 const closed = (sock) => (sock.closed ? Promise.resolve() : once(sock, 'close').then(() => {}));
@@ -58,6 +34,18 @@ for (const size of [0, 1, 64 * 1024 - 1, MiB + 1]) {
     assert.is(hash(await got), sha256(file));
   });
 }
+
+test("mechanism: 'readwrite' sends through a user-space buffer instead", async () => {
+  const file = makeFile(s.path('rw-forced'), 3 * MiB + 7);
+  const { ours, client } = await connection();
+  const got = receive(client);
+  const res = await sendFile(ours, file, { mechanism: 'readwrite', offset: 5 });
+  ours.end();
+  assert.equal(res, { bytes: 3 * MiB + 2, mechanism: 'readwrite' });
+  assert.is(hash(await got), sha256Range(file, 5, 3 * MiB + 7));
+  const err = await rejection(() => sendFile(ours, file, { mechanism: 'splice' }));
+  assert.is(err.code, 'ERR_INVALID_ARG_VALUE');
+});
 
 test('a sparse file over 2 GiB crosses the sendfile cap intact', async () => {
   const file = s.path('sparse');

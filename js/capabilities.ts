@@ -1,9 +1,12 @@
 /**
  * What this machine supports: `capabilities(path?)`.
  */
+import { stat, statSync, type Stats } from 'node:fs';
+import { release } from 'node:os';
+
 import { fromNative } from './errors.js';
 import { resolveFile } from './fd.js';
-import { native, type NativeCapabilities } from './native.js';
+import { linuxPaths, native, type NativeCapabilities } from './native.js';
 
 /** O_DIRECT alignment requirements for files on one filesystem. */
 export interface DirectIoAlignment {
@@ -81,6 +84,37 @@ function convert(raw: NativeCapabilities, path: string | undefined): Capabilitie
   return caps;
 }
 
+/**
+ * Without the Linux paths every mechanism is unavailable: a build for another OS reports so itself;
+ * under ZEROCOPY_PORTABLE=1 the Linux binary's answers are overridden, as the API does not use them.
+ */
+function portable(raw: NativeCapabilities, path: string | undefined, st: Stats | undefined): Capabilities {
+  const caps: Capabilities = {
+    platform: process.platform,
+    arch: process.arch,
+    kernel: raw.kernel || release(),
+    pageSize: raw.pageSize,
+    copyFileRange: false,
+    sendfile: false,
+    splice: false,
+    tee: false,
+    vmsplice: false,
+    pipeMaxSize: null,
+  };
+  if (path !== undefined && st !== undefined) {
+    caps.filesystem = {
+      path,
+      type: 'unknown',
+      blockSize: st.blksize || 0,
+      reflink: false,
+      copyFileRange: false,
+      directIo: false,
+      directIoAlignment: null,
+    };
+  }
+  return caps;
+}
+
 function pathArg(path: unknown): { bytes: Buffer | undefined; shown: string | undefined } {
   if (path === undefined) return { bytes: undefined, shown: undefined };
   const resolved = resolveFile(path, 'path');
@@ -91,7 +125,8 @@ function pathArg(path: unknown): { bytes: Buffer | undefined; shown: string | un
 /**
  * Reports which zero-copy mechanisms this kernel supports and, given a path (file or directory), what
  * its filesystem supports: reflink, copy_file_range, O_DIRECT and its alignment. Filesystem probes use
- * unnamed temporary files (O_TMPFILE) and leave nothing behind.
+ * unnamed temporary files (O_TMPFILE) and leave nothing behind. Outside Linux every mechanism is
+ * reported unavailable (`false`), and a path's filesystem type as 'unknown'.
  *
  * @example
  * const caps = await capabilities('/var/lib/data');
@@ -99,6 +134,10 @@ function pathArg(path: unknown): { bytes: Buffer | undefined; shown: string | un
  */
 export async function capabilities(path?: string | Buffer | URL): Promise<Capabilities> {
   const { bytes, shown } = pathArg(path);
+  if (!linuxPaths) {
+    const st = bytes && (await new Promise<Stats>((res, rej) => stat(bytes, (e, s) => (e ? rej(e) : res(s)))));
+    return portable(native.capabilitiesSync(undefined), shown, st);
+  }
   try {
     return convert(await native.capabilities(bytes), shown);
   } catch (err) {
@@ -109,6 +148,7 @@ export async function capabilities(path?: string | Buffer | URL): Promise<Capabi
 /** Synchronous {@link capabilities}. */
 export function capabilitiesSync(path?: string | Buffer | URL): Capabilities {
   const { bytes, shown } = pathArg(path);
+  if (!linuxPaths) return portable(native.capabilitiesSync(undefined), shown, bytes && statSync(bytes));
   try {
     return convert(native.capabilitiesSync(bytes), shown);
   } catch (err) {

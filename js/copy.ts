@@ -3,7 +3,8 @@
  */
 import { abortError, withBytes } from './errors.js';
 import { resolveFile, type FileArg } from './fd.js';
-import { native, type CopyProgress, type CopySpec } from './native.js';
+import { linuxPaths, native, type CopyProgress, type CopySpec } from './native.js';
+import { copyPortable, copyPortableSync } from './portable.js';
 import * as check from './validate.js';
 
 /** How the bytes were moved, cheapest first. */
@@ -41,6 +42,12 @@ export interface CopyOptions {
    * exactly, to new and existing files.
    */
   mode?: number;
+  /**
+   * Forces one mechanism instead of the chain, with no fallback (for benchmarks and debugging): the
+   * copy fails if that mechanism cannot copy these files (e.g. `'reflink'` on ext4: `EOPNOTSUPP`).
+   * Overrides `reflink`.
+   */
+  mechanism?: CopyMechanism;
   /** Stops the copy between chunks; the promise rejects with an `AbortError`. */
   signal?: AbortSignal;
   /**
@@ -66,15 +73,21 @@ export interface CopyResult {
 const WATCHED_STEP = 64 * 1024 * 1024;
 
 const REFLINK_MODES = ['auto', 'always', 'never'] as const;
+const MECHANISMS = ['reflink', 'copy_file_range', 'sendfile', 'readwrite'] as const;
 
-interface Plan {
+/**
+ * A validated copy: what the native job or the portable fallback (js/portable.ts) runs.
+ * @internal
+ */
+export interface CopyPlan {
   spec: CopySpec;
   budget: number;
   signal: AbortSignal | undefined;
   onProgress: ((bytesDone: number, total: number) => void) | undefined;
 }
 
-function plan(src: unknown, dst: unknown, rawOptions: unknown): Plan {
+/** Validates the arguments; an already aborted signal fails here, before anything is opened. */
+function plan(src: unknown, dst: unknown, rawOptions: unknown): CopyPlan {
   const o = check.options<CopyOptions>(rawOptions);
   const from = resolveFile(src, 'src');
   const to = resolveFile(dst, 'dest');
@@ -91,7 +104,9 @@ function plan(src: unknown, dst: unknown, rawOptions: unknown): Plan {
     dstOffset: check.optionalInteger(o.dstOffset, 'options.dstOffset'),
     overwrite: check.optionalBoolean(o.overwrite, 'options.overwrite'),
     mode: check.optionalInteger(o.mode, 'options.mode', 0, 0o7777),
+    mechanism: check.optionalOneOf(o.mechanism, 'options.mechanism', MECHANISMS),
   };
+  if (signal?.aborted) throw withBytes(abortError(signal), 0);
   return { spec, budget: signal || onProgress ? WATCHED_STEP : Infinity, signal, onProgress };
 }
 
@@ -99,7 +114,7 @@ function plan(src: unknown, dst: unknown, rawOptions: unknown): Plan {
  * The copy loop, shared by the async and sync drivers: yields a byte budget, receives where the copy
  * stands, checks for abort and reports progress between chunks.
  */
-function* drive({ budget, signal, onProgress }: Plan): Generator<number, CopyResult, CopyProgress> {
+function* drive({ budget, signal, onProgress }: CopyPlan): Generator<number, CopyResult, CopyProgress> {
   for (;;) {
     if (signal?.aborted) throw abortError(signal);
     const progress = yield budget;
@@ -116,7 +131,6 @@ type Job = InstanceType<typeof native.CopyJob>;
 /** Validates, then creates the job (duplicating any fds now) and its loop. */
 function start(src: unknown, dest: unknown, options: unknown): { job: Job; loop: Generator<number, CopyResult, CopyProgress> } {
   const p = plan(src, dest, options);
-  if (p.signal?.aborted) throw withBytes(abortError(p.signal), 0);
   let job: Job;
   try {
     job = new native.CopyJob(p.spec);
@@ -129,7 +143,7 @@ function start(src: unknown, dest: unknown, options: unknown): { job: Job; loop:
 /**
  * Copies a file (or a range of it) with the cheapest mechanism this kernel and filesystem allow:
  * reflink → `copy_file_range` → `sendfile` → `read`/`write`, falling back only while no byte has moved.
- * Runs on the libuv thread pool in bounded chunks.
+ * Runs on the libuv thread pool in bounded chunks. Outside Linux it copies with `read`/`write`.
  *
  * On failure the promise rejects with a Node-style error (`code`, `errno`, `syscall`, `path`, `dest`)
  * carrying `bytesTransferred`; a partially written destination is left as it is.
@@ -138,6 +152,7 @@ function start(src: unknown, dest: unknown, options: unknown): { job: Job; loop:
  * const { bytes, mechanism } = await copyFile('disk.img', 'backup.img', { onProgress: (n, t) => bar(n / t) });
  */
 export async function copyFile(src: FileArg, dest: FileArg, options?: CopyOptions): Promise<CopyResult> {
+  if (!linuxPaths) return copyPortable(plan(src, dest, options));
   const { job, loop } = start(src, dest, options);
   try {
     let next = loop.next();
@@ -152,6 +167,7 @@ export async function copyFile(src: FileArg, dest: FileArg, options?: CopyOption
 
 /** The synchronous twin of {@link copyFile}: same options and results, on the calling thread. */
 export function copyFileSync(src: FileArg, dest: FileArg, options?: CopyOptions): CopyResult {
+  if (!linuxPaths) return copyPortableSync(plan(src, dest, options));
   const { job, loop } = start(src, dest, options);
   try {
     let next = loop.next();

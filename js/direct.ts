@@ -13,6 +13,7 @@ import { constants as fsConstants } from 'node:fs';
 import { abortError, fromNative, invalidArgType, invalidArgValue, misaligned, outOfRange, withBytes } from './errors.js';
 import { resolveFile } from './fd.js';
 import { native, type DirectHandle, type DirectStep } from './native.js';
+import { requireLinux } from './portable.js';
 import * as check from './validate.js';
 
 /** How a {@link DirectFile} moves bytes: `'direct'` (O_DIRECT) or `'buffered'` (the fallback). */
@@ -188,6 +189,7 @@ export function alignedBuffer(size: number, alignment = POOL_ALIGN): Buffer {
   check.integer(size, 'size', 0, 2 ** 32);
   check.integer(alignment, 'alignment', 1, 2 ** 30);
   if (!isPowerOfTwo(alignment)) throw outOfRange('alignment', 'a power of two', alignment);
+  requireLinux('alignedBuffer (memory for O_DIRECT)');
   if (size >= hugePage() && hugePage() > 0) {
     // Start on a huge page and ask for huge pages: O_DIRECT then needs few DMA segments per request.
     const { memory, start } = alignedRegion(size, Math.max(alignment, hugePage()));
@@ -467,6 +469,7 @@ export async function openDirect(path: string | Buffer | URL, flags?: DirectFlag
 export async function openDirect(path: string | Buffer | URL, options?: OpenDirectOptions & { flags?: DirectFlags; mode?: number | string }): Promise<DirectFile>;
 export async function openDirect(path: unknown, flags?: unknown, mode?: unknown, options?: unknown): Promise<DirectFile> {
   const plan = planFromArgs(path, flags, mode, options);
+  requireLinux('openDirect (O_DIRECT)');
   try {
     return new DirectFile(await native.openDirect(plan.spec), plan.path, plan.unaligned);
   } catch (err) {
@@ -479,6 +482,7 @@ export function openDirectSync(path: string | Buffer | URL, flags?: DirectFlags,
 export function openDirectSync(path: string | Buffer | URL, options?: OpenDirectOptions & { flags?: DirectFlags; mode?: number | string }): DirectFile;
 export function openDirectSync(path: unknown, flags?: unknown, mode?: unknown, options?: unknown): DirectFile {
   const plan = planFromArgs(path, flags, mode, options);
+  requireLinux('openDirectSync (O_DIRECT)');
   try {
     return new DirectFile(native.openDirectSync(plan.spec), plan.path, plan.unaligned);
   } catch (err) {

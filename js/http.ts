@@ -4,7 +4,7 @@
  * HTTP semantics follow the `send` package (what express.static uses), built from the same pillarjs
  * helpers: range-parser, fresh, etag and mime-types.
  */
-import { close, createReadStream, fstat, open, read, type Stats } from 'node:fs';
+import { close, createReadStream, fstat, open, read } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, posix } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
@@ -15,7 +15,8 @@ import { contentType as mimeContentType } from 'mime-types';
 import parseRange from 'range-parser';
 
 import { fromNative, invalidArgType, invalidArgValue, withBytes, type ErrnoError } from './errors.js';
-import { native } from './native.js';
+import { linuxPaths, native } from './native.js';
+import { requireLinux } from './portable.js';
 import { sendFile, type SendMechanism } from './socket.js';
 import * as check from './validate.js';
 
@@ -78,10 +79,6 @@ class HttpError extends Error {
   }
 }
 
-function fstatAsync(fd: number): Promise<Stats> {
-  return new Promise((resolve, reject) => fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
-}
-
 function closeQuietly(fd: number): void {
   close(fd, () => {});
 }
@@ -140,17 +137,61 @@ function urlTarget(urlPath: string, dotfiles: 'ignore' | 'deny' | 'allow'): Targ
   return { path: relative === '' ? '.' : relative, directoryUrl: decoded.endsWith('/') };
 }
 
-function openPlain(path: string): Promise<number> {
-  return new Promise((resolve, reject) => open(path, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+/** What `openTarget` found: the file's stat, and its fd or (under INLINE_BODY_LIMIT) its whole body. */
+interface Opened {
+  /** The open fd, or -1 when `body` holds the whole file. */
+  fd: number;
+  kind: string;
+  size: number;
+  /** A Stats-like view for `etag` and Last-Modified. */
+  stats: { size: number; mtime: Date; ctime: Date; ino: number };
+  body: Buffer | undefined;
 }
 
-/** Opens the file to serve: beneath root with openat2 RESOLVE_BENEATH, or the trusted path as is. */
-async function openTarget(root: string | undefined, path: string): Promise<number> {
+/** Where the native helpers are missing: fs.open and fs.fstat (small bodies are read later). */
+async function openPortable(path: string): Promise<Opened> {
+  const fd = await new Promise<number>((ok, fail) => open(path, 'r', (err, n) => (err ? fail(err) : ok(n))));
   try {
-    return root === undefined ? await openPlain(path) : await native.openBeneath(Buffer.from(root), Buffer.from(path));
+    const st = await new Promise<import('node:fs').Stats>((ok, fail) => fstat(fd, (err, s) => (err ? fail(err) : ok(s))));
+    return {
+      fd,
+      kind: st.isFile() ? 'file' : st.isDirectory() ? 'directory' : 'other',
+      size: st.size,
+      stats: { size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino },
+      body: undefined,
+    };
+  } catch (err) {
+    closeQuietly(fd);
+    throw err;
+  }
+}
+
+/**
+ * Opens, stats and (small files) reads the file in one pool round trip: beneath root with openat2
+ * RESOLVE_BENEATH, or the trusted path as is.
+ */
+async function openTarget(root: string | undefined, path: string): Promise<Opened> {
+  try {
+    if (!linuxPaths) {
+      // No portable equivalent of openat2's RESOLVE_BENEATH: a path check alone would race symlink swaps.
+      if (root !== undefined) requireLinux('serveFile with root (openat2 RESOLVE_BENEATH)');
+      return await openPortable(path);
+    }
+    const o = await native.openFile(root === undefined ? undefined : Buffer.from(root), Buffer.from(path), INLINE_BODY_LIMIT);
+    return {
+      fd: o.fd,
+      kind: o.kind,
+      size: o.size,
+      stats: { size: o.size, mtime: new Date(o.mtimeMs), ctime: new Date(o.ctimeMs), ino: o.ino },
+      body: o.body,
+    };
   } catch (err) {
     throw fromNative(err);
   }
+}
+
+function release(opened: Opened | undefined): void {
+  if (opened && opened.fd >= 0) closeQuietly(opened.fd);
 }
 
 function setHeader(res: ServerResponse, name: string, value: string | number | readonly string[]): void {
@@ -257,53 +298,48 @@ export async function serveFile(req: IncomingMessage, res: ServerResponse, path?
     throw err;
   }
 
-  let fd: number;
+  let opened: Opened;
   try {
-    fd = await openTarget(root, target.path);
+    opened = await openTarget(root, target.path);
   } catch (err) {
     const status = openStatus(err);
     return answer(res, req, status, status === 404 ? 'Not Found' : status === 403 ? 'Forbidden' : 'Internal Server Error');
   }
   try {
-    let st = await fstatAsync(fd);
-    if (st.isDirectory()) {
+    if (opened.kind === 'directory') {
       if (root !== undefined && !target.directoryUrl && o.redirect !== false) {
         const pathname = rawPathname(req.url);
         // Collapse leading slashes: '//host/dir' must not become a redirect to another host.
         const location = `${pathname.replace(/^\/+/, '/')}/${(req.url ?? '').slice(pathname.length)}`;
         return answer(res, req, 301, `Redirecting to ${location}`, { Location: location });
       }
-      let found: number | undefined;
+      let found: Opened | undefined;
       if (target.directoryUrl) {
         for (const name of index) {
           const candidate = await openTarget(root, root === undefined ? join(target.path, name) : posix.join(target.path, name)).catch(() => undefined);
-          if (candidate === undefined) continue;
-          const cst = await fstatAsync(candidate);
-          if (cst.isFile()) {
+          if (candidate?.kind === 'file') {
             found = candidate;
-            st = cst;
             target = { path: posix.join(target.path, name), directoryUrl: false };
             break;
           }
-          closeQuietly(candidate);
+          release(candidate);
         }
       }
       if (found === undefined) return answer(res, req, 404, 'Not Found');
-      closeQuietly(fd);
-      fd = found;
+      release(opened);
+      opened = found;
     }
-    if (!st.isFile()) return answer(res, req, 404, 'Not Found');
-    return await respond(req, res, fd, st, target.path, o, maxAge, signal);
+    if (opened.kind !== 'file') return answer(res, req, 404, 'Not Found');
+    return await respond(req, res, opened, target.path, o, maxAge, signal);
   } finally {
-    closeQuietly(fd);
+    release(opened);
   }
 }
 
 async function respond(
   req: IncomingMessage,
   res: ServerResponse,
-  fd: number,
-  st: Stats,
+  file: Opened,
   path: string,
   o: Partial<ServeFileOptions>,
   maxAge: number,
@@ -314,8 +350,8 @@ async function respond(
   if (o.cacheControl !== false && !res.hasHeader('Cache-Control')) {
     res.setHeader('Cache-Control', o.cacheControl ?? `public, max-age=${maxAge}`);
   }
-  if (o.lastModified !== false && !res.hasHeader('Last-Modified')) res.setHeader('Last-Modified', st.mtime.toUTCString());
-  if (o.etag !== false && !res.hasHeader('ETag')) res.setHeader('ETag', etag(st));
+  if (o.lastModified !== false && !res.hasHeader('Last-Modified')) res.setHeader('Last-Modified', file.stats.mtime.toUTCString());
+  if (o.etag !== false && !res.hasHeader('ETag')) res.setHeader('ETag', etag(file.stats));
   if (!res.hasHeader('Content-Type')) {
     res.setHeader('Content-Type', o.contentType ?? (mimeContentType(extname(path)) || 'application/octet-stream'));
   }
@@ -328,7 +364,7 @@ async function respond(
     return { status: 304, bytes: 0, mechanism: NO_BODY };
   }
 
-  const size = st.size;
+  const size = file.size;
   let start = 0;
   let length = size;
   res.statusCode = 200;
@@ -358,18 +394,18 @@ async function respond(
   try {
     if (length < INLINE_BODY_LIMIT) {
       // One buffer: headers and body leave in one write.
-      const body = await readRange(fd, start, length);
+      const body = file.body ? file.body.subarray(start, start + length) : await readRange(file.fd, start, length);
       res.end(body);
       await finished(res);
       return { status, bytes: length, mechanism: 'readwrite' };
     }
     if (!socket || (socket as { encrypted?: boolean }).encrypted) {
-      streamed = createReadStream('', { fd, start, end: start + length - 1, autoClose: false, highWaterMark: 256 * 1024 });
+      streamed = createReadStream('', { fd: file.fd, start, end: start + length - 1, autoClose: false, highWaterMark: 256 * 1024 });
       await pipeline(streamed, res, signal ? { signal } : {});
       return { status, bytes: length, mechanism: 'stream' };
     }
     res.flushHeaders();
-    const sent = await sendFile(socket, fd, { offset: start, length, signal });
+    const sent = await sendFile(socket, file.fd, { offset: start, length, signal });
     if (sent.bytes !== length) {
       const err = new Error(`the file ended at byte ${start + sent.bytes} while sending bytes ${start}..${start + length} (was it truncated?)`) as ErrnoError;
       err.code = 'ERR_FILE_TRUNCATED';

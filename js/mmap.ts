@@ -17,6 +17,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { fromNative, invalidArgValue, outOfRange, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg } from './fd.js';
 import { native } from './native.js';
+import { requireLinux } from './portable.js';
 import * as check from './validate.js';
 
 /** `'r'`: read (private; stray writes stay private), `'rw'`: shared and writable, `'cow'`: private copy-on-write. */
@@ -316,6 +317,7 @@ function finish(mapping: NativeMapping, p: Prepared): MappedFile {
  */
 export async function mmap(file: FileArg, options?: MmapOptions): Promise<MappedFile> {
   const p = prepare(file, options);
+  requireLinux('mmap');
   let mapping: NativeMapping;
   try {
     mapping = await native.mmap(p.spec);
@@ -328,6 +330,7 @@ export async function mmap(file: FileArg, options?: MmapOptions): Promise<Mapped
 /** The synchronous twin of {@link mmap}. */
 export function mmapSync(file: FileArg, options?: MmapOptions): MappedFile {
   const p = prepare(file, options);
+  requireLinux('mmapSync');
   let mapping: NativeMapping;
   try {
     mapping = native.mmapSync(p.spec);
@@ -354,6 +357,7 @@ export function residency(fileOrMapping: FileArg | MappedFile): Residency {
       return residencyOf(fileOrMapping);
     }
     const target = resolveFile(fileOrMapping, 'fileOrMapping');
+    requireLinux('residency');
     return counts(native.fileResidency(target.path, target.fd));
   } catch (err) {
     throw fromNative(err);

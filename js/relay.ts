@@ -9,7 +9,8 @@
 import type { Socket } from 'node:net';
 
 import { abortError, failure, invalidArgType, invalidArgValue, type ErrnoError } from './errors.js';
-import { native, type RelayProgress } from './native.js';
+import { linuxPaths, native, type RelayProgress } from './native.js';
+import { unavailable } from './portable.js';
 import { onAbort } from './signal.js';
 import { cancelOnEnd, connected, destroyedError, holdReading, isSocket, socketFd, takeOver, type Hold, type ReadHold } from './takeover.js';
 import * as check from './validate.js';
@@ -140,9 +141,9 @@ function relayOptions<T extends RelayOptions>(options: unknown): { o: Partial<T>
 
 let spliceWorks: boolean | undefined;
 
-/** Whether the kernel lets this process splice (not blocked by seccomp); probed once. */
+/** Whether this build and the kernel let this process splice (not elsewhere, not blocked by seccomp); probed once. */
 function spliceAvailable(): boolean {
-  spliceWorks ??= native.capabilitiesSync(undefined).splice;
+  spliceWorks ??= linuxPaths && native.capabilitiesSync(undefined).splice;
   return spliceWorks;
 }
 
@@ -336,10 +337,13 @@ async function relay(plan: Plan): Promise<Outcome> {
   const tls = [...held.keys()].some((s) => (s as { encrypted?: boolean }).encrypted);
   const viaStreams = tls || !spliceAvailable();
   if (viaStreams && plan.ends.some((e) => typeof e === 'number')) {
-    throw new Failed(
-      invalidArgValue('src', plan.ends[0], 'cannot be relayed with an fd: TLS sockets are relayed through Node streams, which need sockets at both ends'),
-      zeros(plan),
-    );
+    // Node streams need sockets at both ends; an fd can only be spliced.
+    const err = tls
+      ? invalidArgValue('src', plan.ends[0], 'cannot be relayed with an fd: TLS sockets are relayed through Node streams, which need sockets at both ends')
+      : linuxPaths
+        ? Object.assign(new Error('Relaying an fd needs splice(2), which this process may not use (seccomp?)'), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM' })
+        : unavailable('Relaying an fd number');
+    throw new Failed(err, zeros(plan));
   }
   // Everything up to here is synchronous: the relay takes its place in each socket's byte order now.
   for (const h of held.values()) h.socket.on('error', swallow);
@@ -466,10 +470,12 @@ async function relayStreams(plan: Plan, held: Map<Socket, Held>): Promise<Outcom
     for (const s of sockets) s.destroy();
   };
   const unsubscribe = onAbort(signal, () => halt(abortError(signal as AbortSignal)));
-  // A socket closing is a failure only while a chain still uses it: one whose chains are all done
-  // closes normally once both its sides have ended.
+  // A socket closing is a failure only while a chain still needs it: as a sink, or as a source that
+  // has not delivered its end of stream. One whose both sides have ended closes normally, even while
+  // the chain that read it is still writing its last chunk elsewhere.
   const done = plan.chains.map(() => false);
-  const inUse = (s: Socket): boolean => plan.chains.some((c, i) => !done[i] && [c.src, ...c.sinks].some((e) => plan.ends[e] === s));
+  const inUse = (s: Socket): boolean =>
+    plan.chains.some((c, i) => !done[i] && ((plan.ends[c.src] === s && !s.readableEnded) || c.sinks.some((e) => plan.ends[e] === s)));
   const closers = sockets.map((s) => {
     const onClose = (): void => {
       if (inUse(s)) halt(destroyedError('A socket was destroyed while the relay was running'));

@@ -7,7 +7,9 @@ import type { Socket } from 'node:net';
 
 import { abortError, failure, invalidArgType, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg, type Resolved } from './fd.js';
-import { native, type SendProgress } from './native.js';
+import { linuxPaths, native, type SendProgress } from './native.js';
+import { requireLinux } from './portable.js';
+import { onAbort } from './signal.js';
 import { cancelOnEnd, connected, destroyedError, isSocket, socketFd, takeOver, type Hold } from './takeover.js';
 import * as check from './validate.js';
 
@@ -24,6 +26,11 @@ export interface SendFileOptions {
   offset?: number;
   /** The most bytes to send. Default: to the end of the file (as large as it was when the send started). */
   length?: number;
+  /**
+   * `'readwrite'` sends through a 64 KiB user-space buffer (`read` + `write`) instead of `sendfile`:
+   * the traditional path, for benchmarks and comparisons. Default `'sendfile'`.
+   */
+  mechanism?: 'sendfile' | 'readwrite';
   /** Stops the send; the promise rejects with an `AbortError`. Bytes already sent stay sent. */
   signal?: AbortSignal;
   /** Called as bytes reach the socket, with the bytes sent so far and the total; the last call is `(bytes, bytes)`. */
@@ -43,6 +50,9 @@ export interface SendResult {
  */
 const FIRST_BUDGET = 8 * 1024 * 1024;
 
+/** The most bytes sent from the event loop thread when they are all in the page cache. */
+const CACHED_BUDGET = 4 * 1024 * 1024;
+
 /** Bytes per step when someone is watching (signal or progress). */
 const WATCHED_STEP = 8 * 1024 * 1024;
 
@@ -51,6 +61,7 @@ const STREAM_CHUNK = 256 * 1024;
 
 interface Plan {
   file: Resolved;
+  mechanism: 'sendfile' | 'readwrite' | undefined;
   offset: number | undefined;
   length: number | undefined;
   signal: AbortSignal | undefined;
@@ -78,12 +89,17 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
   const o = check.options<SendFileOptions>(options);
   const plan: Plan = {
     file: resolveFile(file, 'file'),
+    mechanism: check.optionalOneOf(o.mechanism, 'options.mechanism', ['sendfile', 'readwrite'] as const),
     offset: check.optionalInteger(o.offset, 'options.offset'),
     length: check.optionalInteger(o.length, 'options.length'),
     signal: check.optionalSignal(o.signal, 'options.signal'),
     onProgress: check.optionalFunction<(bytesSent: number, total: number) => void>(o.onProgress, 'options.onProgress'),
   };
-  if (typeof socket === 'number') return sendNative(check.fd(socket, 'socket'), undefined, plan);
+  if (typeof socket === 'number') {
+    const fd = check.fd(socket, 'socket');
+    requireLinux('sendFile to an fd number');
+    return sendNative(fd, undefined, plan);
+  }
   if (!isSocket(socket)) throw invalidArgType('socket', 'an instance of net.Socket or an fd number', socket);
   if (plan.signal?.aborted) throw failure(abortError(plan.signal), 0, plan.signal);
   if (socket.destroyed || socket.writableEnded) {
@@ -102,7 +118,8 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
   }
   try {
     if (socket.connecting) await connected(socket);
-    if ((socket as { encrypted?: boolean }).encrypted) return await sendStream(hold, plan);
+    // TLS must encrypt in user space; outside Linux there is no sendfile(2) to use.
+    if ((socket as { encrypted?: boolean }).encrypted || !linuxPaths) return await sendStream(hold, plan);
     const fd = socketFd(socket);
     if (fd === undefined) throw failure(destroyedError(), 0, plan.signal);
     return await sendNative(fd, socket, plan);
@@ -117,7 +134,14 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
   if (signal?.aborted) throw failure(abortError(signal), 0, signal);
   let job: InstanceType<typeof native.SendJob>;
   try {
-    job = new native.SendJob({ socketFd: fd, filePath: plan.file.path, fileFd: plan.file.fd, offset: plan.offset, length: plan.length });
+    job = new native.SendJob({
+      socketFd: fd,
+      filePath: plan.file.path,
+      fileFd: plan.file.fd,
+      offset: plan.offset,
+      length: plan.length,
+      mechanism: plan.mechanism,
+    });
   } catch (err) {
     throw failure(err, 0, signal);
   }
@@ -125,10 +149,10 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
   const budget = signal || onProgress ? WATCHED_STEP : Infinity;
   const first = Math.min(budget, FIRST_BUDGET);
   try {
-    // What the socket takes at once goes out from a pool thread (which also opens a path), with no
-    // wait: sendfile may block on a cold file, which must not happen on the event loop. Only a full
-    // socket buffer sends the rest to the reactor.
-    let p: SendProgress = await job.attempt(first);
+    // What the socket takes at once goes out now, with no wait: on this thread when the range is in
+    // the page cache (cachestat says so: sendfile cannot block on the disk then), else from a pool
+    // thread (which also opens a path). Only a full socket buffer sends the rest to the reactor.
+    let p: SendProgress = job.tryCached(Math.min(first, CACHED_BUDGET)) ?? (await job.attempt(first));
     while (!p.done) {
       onProgress?.(p.bytes, Math.max(p.total ?? p.bytes, p.bytes));
       if (signal?.aborted) throw abortError(signal);

@@ -9,6 +9,7 @@
  */
 import { invalidArgType, withBytes } from './errors.js';
 import { native } from './native.js';
+import { requireLinux } from './portable.js';
 import * as check from './validate.js';
 
 /** The most one call of `copy_file_range` or `sendfile` moves (the kernel's `MAX_RW_COUNT`). */
@@ -174,6 +175,7 @@ function reflinkArgs(fdIn: unknown, fdOut: unknown, range: unknown): [number, nu
 /** Runs a native call, converting its errors (a single call moves nothing when it fails). */
 async function call<T>(fn: () => Promise<T>): Promise<T> {
   try {
+    requireLinux('sys (the Linux system calls)');
     return await fn();
   } catch (err) {
     throw withBytes(err, 0);
@@ -182,6 +184,7 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 
 function callSync<T>(fn: () => T): T {
   try {
+    requireLinux('sys (the Linux system calls)');
     return fn();
   } catch (err) {
     throw withBytes(err, 0);

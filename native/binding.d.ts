@@ -126,6 +126,12 @@ export declare class SendJob {
    * without waiting. Never on the event loop thread: `sendfile` may block reading a cold file.
    */
   attempt(budget: number): Promise<SendProgress>
+  /**
+   * On the calling thread: when the next `budget` bytes are all in the page cache (so `sendfile`
+   * cannot block on the disk), sends what the socket takes right now without waiting and returns
+   * where the send stands; otherwise returns `null` and sends nothing (use `attempt()`).
+   */
+  tryCached(budget: number): SendProgress | null
   /** Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed. */
   step(budget: number): Promise<SendProgress>
   /**
@@ -183,6 +189,8 @@ export interface CopySpec {
   offset?: number
   length?: number
   dstOffset?: number
+  /** Force one mechanism: "reflink" | "copy_file_range" | "sendfile" | "readwrite". */
+  mechanism?: string
 }
 
 /** How to open a file for Direct I/O, as the TS layer resolved it. */
@@ -206,6 +214,13 @@ export interface DirectStep {
   /** Reads: the file ended before the buffer was filled. */
   eof: boolean
 }
+
+/**
+ * Reads the socket (or pipe) `fd` to end of file into a reused 1 MiB buffer and throws the bytes
+ * away, waiting on readiness: a sink that costs the process under test nothing. Resolves to the
+ * bytes read.
+ */
+export declare function drain(fd: number): Promise<number>
 
 /** `posix_fadvise(2)` on the thread pool. `length` 0 means "to the end of the file". */
 export declare function fadvise(fd: number, offset: number, length: number, advice: string): Promise<void>
@@ -286,17 +301,31 @@ export interface NativeResidency {
   resident: number
 }
 
-/**
- * Opens `path` read-only beneath the directory `root` (openat2 RESOLVE_BENEATH) on the thread pool.
- * Resolves to a raw fd that the caller must close.
- */
-export declare function openBeneath(root: Buffer, path: Buffer): Promise<number>
-
 /** Opens a file for Direct I/O on the thread pool. */
 export declare function openDirect(spec: DirectOpenSpec): Promise<DirectHandle>
 
 /** Opens a file for Direct I/O on the calling thread. */
 export declare function openDirectSync(spec: DirectOpenSpec): DirectHandle
+
+/** An opened file, as `serveFile` needs it: its stat, and either the fd or (small files) the body. */
+export interface OpenedFile {
+  /** The open fd (the caller closes it), or -1 when `body` holds the whole file. */
+  fd: number
+  /** "file" | "directory" | "other" */
+  kind: string
+  size: number
+  mtimeMs: number
+  ctimeMs: number
+  ino: number
+  /** The whole file, read at once because it was smaller than the inline limit. */
+  body?: Buffer
+}
+
+/**
+ * On the thread pool: opens `path` (beneath the directory `root` with openat2 RESOLVE_BENEATH when
+ * given), stats it, and reads it whole when it is a regular file under `inlineLimit` bytes.
+ */
+export declare function openFile(root: Buffer | undefined | null, path: Buffer, inlineLimit: number): Promise<OpenedFile>
 
 /** `pipe2(O_CLOEXEC [| O_NONBLOCK])`, then `F_SETPIPE_SZ` if a size is given, on the thread pool. */
 export declare function pipe(size?: number | undefined | null, nonblock?: boolean | undefined | null): Promise<PipeFds>
@@ -388,6 +417,8 @@ export interface SendSpec {
   fileFd?: number
   offset?: number
   length?: number
+  /** "readwrite" forces the user-space path (for comparisons); default sendfile. */
+  mechanism?: string
 }
 
 /** One `splice(2)` call on the thread pool. Resolves to the bytes moved (0 at end of input). */
@@ -408,6 +439,12 @@ export interface SpliceCall {
 
 /** One `splice(2)` call on the calling thread. */
 export declare function spliceSync(fdIn: number, fdOut: number, call: SpliceCall): number
+
+/**
+ * How many data-moving system calls (read, write, sendfile, copy_file_range, reflink, splice, tee,
+ * vmsplice, mmap) this process has made through zerocopy, by family.
+ */
+export declare function syscallCounts(): Record<string, number>
 
 /** One `tee(2)` call on the thread pool. Resolves to the bytes duplicated. */
 export declare function tee(fdIn: number, fdOut: number, length: number, nonblock?: boolean | undefined | null): Promise<number>

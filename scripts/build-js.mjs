@@ -5,16 +5,20 @@
 //   types/      declarations from tsc, re-exported by index.d.cts and index.d.mts
 // esbuild writes the JavaScript; tsc only type-checks and writes declarations.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseTriple } from '@napi-rs/cli';
 import { build } from 'esbuild';
 
-const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
+const { version, napi } = JSON.parse(readFileSync('package.json', 'utf8'));
+// The platforms with prebuilt binaries, named as their packages are (zerocopy-linux-x64-gnu → linux-x64-gnu),
+// for the loader's error message (js/native.ts).
+const targets = napi.targets.map((triple) => parseTriple(triple).platformArchABI);
 
 const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  define: { ZEROCOPY_VERSION: JSON.stringify(version) },
+  define: { ZEROCOPY_VERSION: JSON.stringify(version), ZEROCOPY_TARGETS: JSON.stringify(targets) },
   sourcemap: true,
   logLevel: 'warning',
 };
@@ -25,10 +29,25 @@ rmSync('dist', { recursive: true, force: true });
 // Dependencies (pillarjs helpers) stay external: installed by npm, visible to audits.
 await build({ ...common, entryPoints: ['js/index.ts'], outfile: 'dist/index.cjs', format: 'cjs', external: ['#native'], packages: 'external' });
 writeFileSync('dist/index.mjs', "export * from './index.cjs';\n");
-await build({ ...common, entryPoints: ['js/cli/main.ts'], outfile: 'dist/cli.mjs', format: 'esm', external: ['zerocopy'] });
+await build({
+  ...common,
+  entryPoints: ['js/cli/main.ts'],
+  outfile: 'dist/cli.mjs',
+  format: 'esm',
+  external: ['zerocopy'],
+  // The CLI finds itself (to start its bench helper processes) and the package's private #native.
+  banner: { js: 'const ZEROCOPY_CLI_URL = import.meta.url;' },
+});
 
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json', '--emitDeclarationOnly', '--outDir', 'dist/types'], {
   stdio: 'inherit',
 });
+// Not part of the public types: the CLI, and the binding wrapper, whose declarations point at
+// native/binding.d.ts, which is not shipped.
 rmSync('dist/types/cli', { recursive: true, force: true });
+rmSync('dist/types/native.d.ts');
+const leaking = readdirSync('dist/types').filter((f) => readFileSync(`dist/types/${f}`, 'utf8').includes("'./native.js'"));
+if (leaking.length) {
+  throw new Error(`${leaking.join(', ')}: declarations import js/native.ts, which is not shipped; mark the type @internal`);
+}
 for (const ext of ['d.cts', 'd.mts']) writeFileSync(`dist/index.${ext}`, "export * from './types/index.js';\n");

@@ -4,15 +4,20 @@
 //!
 //! `cargo run --release --example sendfile_loop -- PORT FILE`
 
+#[cfg(target_os = "linux")]
 use std::net::{Shutdown, TcpStream};
+#[cfg(target_os = "linux")]
 use std::time::Instant;
 
+#[cfg(target_os = "linux")]
 use zerocopy_io::sys::sendfile::{sendfile, MAX_CHUNK};
 
+#[cfg(target_os = "linux")]
 fn usage() -> std::io::Error {
     std::io::Error::other("usage: sendfile_loop PORT FILE")
 }
 
+#[cfg(target_os = "linux")]
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|p| p.parse().ok()).ok_or_else(usage)?;
@@ -45,7 +50,16 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
+/// sendfile(2) as measured here is Linux's.
+#[cfg(not(target_os = "linux"))]
+fn main() -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "sendfile_loop measures Linux's sendfile(2): Linux only",
+    ))
+}
+
 /// CPU seconds, voluntary and involuntary context switches of this process so far.
+#[cfg(target_os = "linux")]
 fn usage_now() -> (f64, i64, i64) {
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };

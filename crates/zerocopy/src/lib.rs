@@ -18,19 +18,33 @@
 //! println!("{} bytes by {}", done.bytes, done.mechanism);
 //! # Ok::<(), zerocopy_io::Error>(())
 //! ```
+//!
+//! ## Platforms
+//!
+//! Every mechanism here is Linux's. On other systems the crate still builds, with [`sys::probe`]
+//! alone, reporting each mechanism unavailable; the Node binding built from it exports only
+//! `capabilities`, and the `zerocopy` package falls back to portable Node code (or says the feature is
+//! unavailable). macOS would add `fcopyfile`/`clonefile` and its own `sendfile`, Windows `TransmitFile`.
 #![deny(unsafe_op_in_unsafe_fn)]
-#![cfg(target_os = "linux")]
 
+#[cfg(target_os = "linux")]
 pub mod copy;
+#[cfg(target_os = "linux")]
 pub mod direct;
+#[cfg(target_os = "linux")]
 mod endpoint;
+#[cfg(target_os = "linux")]
 pub mod error;
+#[cfg(target_os = "linux")]
 pub mod ready;
+#[cfg(target_os = "linux")]
 pub mod relay;
+#[cfg(target_os = "linux")]
 pub mod send;
 pub mod sys;
 
 #[cfg(feature = "node")]
 mod node;
 
+#[cfg(target_os = "linux")]
 pub use error::{Errno, Error, Result};

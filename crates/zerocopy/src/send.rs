@@ -198,6 +198,14 @@ impl SendFile {
         Ok(send)
     }
 
+    /// Moves the bytes through a user-space buffer (`read` + `write`, 64 KiB at a time) instead of
+    /// `sendfile`: the traditional path, for comparisons. Only before anything was sent.
+    pub fn use_read_write(&mut self) {
+        if self.moved == 0 {
+            self.io.mechanism = SendMechanism::ReadWrite;
+        }
+    }
+
     /// Bytes that reached the socket so far.
     pub fn bytes(&self) -> u64 {
         self.moved
@@ -226,6 +234,23 @@ impl SendFile {
         }
         let result = self.try_step_inner(budget).map(|(attempt, _)| attempt);
         self.settle_if_ended(result)
+    }
+
+    /// Whether the next `budget` bytes to send are all in the page cache (`cachestat(2)`), so that
+    /// [`try_step`](Self::try_step) cannot block on the disk. `false` when unknown (no cachestat, or
+    /// a file of unknown size).
+    pub fn is_cached(&self, budget: u64) -> bool {
+        let (Some(_), Some(at)) = (self.limit, self.io.file.at(self.moved)) else {
+            return false;
+        };
+        let len = self.remaining().min(budget);
+        if len == 0 {
+            return true;
+        }
+        let page = crate::sys::probe::page_size() as u64;
+        let first = at as u64 / page;
+        let last = (at as u64 + len - 1) / page;
+        matches!(file::cached_pages(&self.io.file.fd, at as u64, len), Ok(Some(n)) if n > last - first)
     }
 
     /// Sends up to about `budget` more bytes, sleeping on readiness while the peer is not reading.

@@ -1,6 +1,7 @@
 //! The copy engine (src/copy.rs) on real files: every mechanism, sizes, ranges, positions, odd sources
 //! and destinations, and the errors a user can provoke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

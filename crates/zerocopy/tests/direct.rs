@@ -1,6 +1,7 @@
 //! direct (and sys::direct): O_DIRECT reads and writes on real files, the alignment rules, the bounce
 //! buffer, the buffered fallback on a filesystem that refuses O_DIRECT (ramfs), page-cache residency.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

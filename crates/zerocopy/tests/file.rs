@@ -1,5 +1,6 @@
 //! sys::file: descriptor plumbing used by every operation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -135,4 +136,34 @@ fn open_beneath_never_leaves_the_root() {
     assert_eq!(err.errno(), Errno::ENOENT);
     let err = file::open_beneath(&dir.path().join("no-root"), rel("x")).unwrap_err();
     assert_eq!(err.errno(), Errno::ENOENT);
+}
+
+#[test]
+fn cached_pages_follows_the_page_cache() {
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 40_000, 3);
+    let f = open_read(&path);
+    let Some(cached) = file::cached_pages(&f, 0, 40_000).unwrap() else {
+        eprintln!("cachestat(2) is not available on this kernel: nothing to check");
+        return;
+    };
+    assert_eq!(
+        cached, 10,
+        "a file just written is cached: 40,000 bytes span 10 pages"
+    );
+    assert_eq!(file::cached_pages(&f, 4096, 4096).unwrap(), Some(1));
+    f.sync_all().unwrap();
+    posix_fadvise(f.as_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    assert_eq!(
+        file::cached_pages(&f, 0, 40_000).unwrap(),
+        Some(0),
+        "dropped after fsync + DONTNEED"
+    );
+    let mut buf = [0u8; 10];
+    file::read_at(&f, &mut buf, Some(8192)).unwrap();
+    assert!(
+        file::cached_pages(&f, 8192, 1).unwrap() >= Some(1),
+        "a read brings its page back"
+    );
 }

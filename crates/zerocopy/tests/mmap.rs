@@ -1,5 +1,6 @@
 //! sys::mmap: windows at any offset, the three modes, msync/madvise/mincore, unmapping.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! sys::probe: capability probes on this machine.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! sys::reflink: FICLONE / FICLONERANGE on a filesystem without reflink (the main disk).
 //! Sharing on a real reflink filesystem (loop-mounted XFS) is tested in __test__/reflink.test.mjs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The send engine (src/send.rs) on real sockets: Unix socket pairs and TCP on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 
@@ -387,4 +388,38 @@ fn an_empty_range_is_done_at_once() {
     let mut rest = Vec::new();
     theirs.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
+}
+
+#[test]
+fn is_cached_tells_whether_a_send_could_block_on_the_disk() {
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 1 << 20, 13);
+    if file::cached_pages(open_read(&path), 0, 1)
+        .unwrap()
+        .is_none()
+    {
+        eprintln!("cachestat(2) is not available: is_cached is always false here");
+        return;
+    }
+    let (ours, _theirs) = UnixStream::pair().unwrap();
+    let send = SendFile::open(dup(&ours), Source::path(&path), None, None).unwrap();
+    assert!(
+        send.is_cached(u64::MAX),
+        "a file just written is in the page cache"
+    );
+    let f = open_read(&path);
+    f.sync_all().unwrap();
+    posix_fadvise(f.as_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    assert!(!send.is_cached(u64::MAX), "cold after DONTNEED");
+    // No readahead on this descriptor, so reading page 0 brings back page 0 only.
+    posix_fadvise(f.as_fd(), 0, 0, PosixFadviseAdvice::POSIX_FADV_RANDOM).unwrap();
+    let mut buf = vec![0u8; 4096];
+    file::read_at(&f, &mut buf, Some(0)).unwrap();
+    assert!(send.is_cached(4096), "the first page is back");
+    assert!(!send.is_cached(8192), "the second is not");
+    // procfs files (size unknown) never count as cached.
+    let proc_send =
+        SendFile::open(dup(&ours), Source::path("/proc/self/status"), None, None).unwrap();
+    assert!(!proc_send.is_cached(u64::MAX));
 }

@@ -1,5 +1,6 @@
 //! sys::sendfile: the sendfile(2) wrapper.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! The "dies" cases run in a child process: this test binary started again with one scenario named in
 //! an environment variable (see `child`), so a death kills only the child.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

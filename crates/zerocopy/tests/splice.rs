@@ -1,6 +1,7 @@
 //! splice, tee, vmsplice and pipes (src/sys/splice.rs), and the relay engine (src/relay.rs), on real
 //! sockets: Unix socket pairs and TCP on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use super::error::{invalid, to_napi};
 use super::task::{to_js_number, to_u64, Blocking};
-use crate::copy::{self, CopyOptions, Dest, Reflink, Source};
+use crate::copy::{self, CopyOptions, Dest, Mechanism, Reflink, Source};
 use crate::sys::file;
 
 /// Both ends and the options of a copy, as the TS layer resolved them.
@@ -32,6 +32,8 @@ pub struct CopySpec {
     pub offset: Option<i64>,
     pub length: Option<i64>,
     pub dst_offset: Option<i64>,
+    /// Force one mechanism: "reflink" | "copy_file_range" | "sendfile" | "readwrite".
+    pub mechanism: Option<String>,
 }
 
 /// Where a copy stands after a step.
@@ -128,7 +130,14 @@ impl CopyJob {
                 .dst_offset
                 .map(|v| to_u64(v, "dstOffset"))
                 .transpose()?,
-            mechanisms: None,
+            mechanisms: match spec.mechanism.as_deref() {
+                None => None,
+                Some("reflink") => Some(vec![Mechanism::Reflink]),
+                Some("copy_file_range") => Some(vec![Mechanism::CopyFileRange]),
+                Some("sendfile") => Some(vec![Mechanism::Sendfile]),
+                Some("readwrite") => Some(vec![Mechanism::ReadWrite]),
+                Some(_) => return Err(invalid("mechanism")),
+            },
         };
         Ok(CopyJob {
             state: Arc::new(Mutex::new(State::Pending(Box::new((src, dst, options))))),

@@ -1,23 +1,128 @@
 //! Internal file helpers for the TS layer (not part of the `sys` namespace).
 
 use std::ffi::OsStr;
-use std::os::fd::IntoRawFd;
+use std::os::fd::{IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi::{Env, Task};
 use napi_derive::napi;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag};
 
-use super::task::Blocking;
+use super::error::to_napi;
+use super::task::to_js_number;
 use crate::sys::file;
 
-/// Opens `path` read-only beneath the directory `root` (openat2 RESOLVE_BENEATH) on the thread pool.
-/// Resolves to a raw fd that the caller must close.
-#[napi(js_name = "openBeneath", ts_return_type = "Promise<number>")]
-pub fn open_beneath(root: Buffer, path: Buffer) -> AsyncTask<Blocking<i32>> {
-    let root = PathBuf::from(OsStr::from_bytes(&root));
-    let path = PathBuf::from(OsStr::from_bytes(&path));
-    AsyncTask::new(Blocking::new(move || {
-        file::open_beneath(&root, &path).map(IntoRawFd::into_raw_fd)
-    }))
+/// An opened file, as `serveFile` needs it: its stat, and either the fd or (small files) the body.
+#[napi(object)]
+pub struct OpenedFile {
+    /// The open fd (the caller closes it), or -1 when `body` holds the whole file.
+    pub fd: i32,
+    /// "file" | "directory" | "other"
+    pub kind: String,
+    pub size: f64,
+    pub mtime_ms: f64,
+    pub ctime_ms: f64,
+    pub ino: f64,
+    /// The whole file, read at once because it was smaller than the inline limit.
+    pub body: Option<Buffer>,
+}
+
+/// What the pool thread hands back; converted to [`OpenedFile`] on the JS thread.
+pub struct Opened {
+    fd: Option<OwnedFd>,
+    kind: &'static str,
+    size: u64,
+    mtime_ms: f64,
+    ctime_ms: f64,
+    ino: u64,
+    body: Option<Vec<u8>>,
+}
+
+/// Opens, stats and (when small) reads a file on the thread pool: one round trip instead of three.
+pub struct OpenTask {
+    root: Option<PathBuf>,
+    path: PathBuf,
+    inline_limit: u64,
+}
+
+fn open(task: &OpenTask) -> crate::Result<Opened> {
+    let fd = match &task.root {
+        Some(root) => file::open_beneath(root, &task.path)?,
+        None => file::open(&task.path, OFlag::O_RDONLY | OFlag::O_NOCTTY, Mode::empty())?,
+    };
+    let st = file::fstat(&fd).map_err(|e| e.with_path(&task.path))?;
+    let kind = match file::file_type(&st) {
+        SFlag::S_IFREG => "file",
+        SFlag::S_IFDIR => "directory",
+        _ => "other",
+    };
+    let size = st.st_size.max(0) as u64;
+    let ms = |sec: i64, nsec: i64| sec as f64 * 1e3 + nsec as f64 / 1e6;
+    let mut opened = Opened {
+        fd: None,
+        kind,
+        size,
+        mtime_ms: ms(st.st_mtime, st.st_mtime_nsec),
+        ctime_ms: ms(st.st_ctime, st.st_ctime_nsec),
+        ino: st.st_ino,
+        body: None,
+    };
+    if kind == "file" && size < task.inline_limit {
+        let mut body = vec![0; size as usize];
+        let mut got = 0;
+        while got < body.len() {
+            match file::read_at(&fd, &mut body[got..], Some(got as i64))
+                .map_err(|e| e.with_path(&task.path))?
+            {
+                0 => break,
+                n => got += n,
+            }
+        }
+        // A file that shrank meanwhile is served as it is now.
+        body.truncate(got);
+        opened.size = got as u64;
+        opened.body = Some(body);
+    } else {
+        opened.fd = Some(fd);
+    }
+    Ok(opened)
+}
+
+impl Task for OpenTask {
+    type Output = Opened;
+    type JsValue = OpenedFile;
+
+    fn compute(&mut self) -> napi::Result<Opened> {
+        open(self).map_err(to_napi)
+    }
+
+    fn resolve(&mut self, _env: Env, out: Opened) -> napi::Result<OpenedFile> {
+        Ok(OpenedFile {
+            fd: out.fd.map_or(-1, IntoRawFd::into_raw_fd),
+            kind: out.kind.to_owned(),
+            size: to_js_number(out.size),
+            mtime_ms: out.mtime_ms,
+            ctime_ms: out.ctime_ms,
+            ino: to_js_number(out.ino),
+            body: out.body.map(Buffer::from),
+        })
+    }
+}
+
+/// On the thread pool: opens `path` (beneath the directory `root` with openat2 RESOLVE_BENEATH when
+/// given), stats it, and reads it whole when it is a regular file under `inlineLimit` bytes.
+#[napi(js_name = "openFile", ts_return_type = "Promise<OpenedFile>")]
+pub fn open_file(root: Option<Buffer>, path: Buffer, inline_limit: f64) -> AsyncTask<OpenTask> {
+    AsyncTask::new(OpenTask {
+        root: root.map(|r| PathBuf::from(OsStr::from_bytes(&r))),
+        path: PathBuf::from(OsStr::from_bytes(&path)),
+        inline_limit: if inline_limit.is_finite() && inline_limit > 0.0 {
+            inline_limit as u64
+        } else {
+            0
+        },
+    })
 }

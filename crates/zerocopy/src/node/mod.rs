@@ -1,6 +1,9 @@
 //! The napi-rs exports: argument conversion, a call into [`crate::sys`] or [`crate::copy`], error
 //! conversion. No syscall is made here.
 //!
+//! Outside Linux only `capabilities` is exported (every mechanism unavailable): the TypeScript layer
+//! then uses its portable fallbacks.
+//!
 //! Arguments arrive already validated by the TypeScript layer (`js/`); the checks here only keep a
 //! direct caller of the raw binding from reaching undefined behaviour or a panic.
 
@@ -9,16 +12,30 @@
 // napi-derive registers exports only outside cfg(test), so a test build sees them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
+#[cfg(target_os = "linux")]
+mod bench;
+#[cfg(target_os = "linux")]
 mod copy;
+#[cfg(target_os = "linux")]
 mod copy_range;
+#[cfg(target_os = "linux")]
 mod direct;
+#[cfg(target_os = "linux")]
 mod error;
+#[cfg(target_os = "linux")]
 mod file;
+#[cfg(target_os = "linux")]
 mod mmap;
 mod probe;
+#[cfg(target_os = "linux")]
 mod reflink;
+#[cfg(target_os = "linux")]
 mod relay;
+#[cfg(target_os = "linux")]
 mod send;
+#[cfg(target_os = "linux")]
 mod sendfile;
+#[cfg(target_os = "linux")]
 mod splice;
+#[cfg(target_os = "linux")]
 mod task;

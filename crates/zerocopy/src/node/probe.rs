@@ -1,14 +1,25 @@
 //! `capabilities` / `capabilitiesSync`.
+//!
+//! Outside Linux both return the kernel answers of [`probe::kernel`] (every mechanism unavailable) and
+//! no filesystem: the TypeScript layer describes the path itself.
 
+#[cfg(target_os = "linux")]
 use std::ffi::OsStr;
+#[cfg(target_os = "linux")]
 use std::os::unix::ffi::OsStrExt;
+#[cfg(target_os = "linux")]
 use std::path::PathBuf;
 
-use napi::bindgen_prelude::{AsyncTask, Buffer};
+#[cfg(target_os = "linux")]
+use napi::bindgen_prelude::AsyncTask;
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
+#[cfg(target_os = "linux")]
 use super::error::to_napi;
+#[cfg(target_os = "linux")]
 use super::task::Blocking;
+#[cfg(target_os = "linux")]
 use crate::sys::direct;
 use crate::sys::probe::{self, AlignmentSource, DirectIoAlignment};
 
@@ -61,8 +72,8 @@ pub struct NativeCapabilities {
     pub filesystem: Option<NativeFsCapabilities>,
 }
 
+#[cfg(target_os = "linux")]
 fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
-    let k = probe::kernel();
     let filesystem = match path {
         Some(p) => {
             let mut fs = probe::filesystem(&p)?;
@@ -84,7 +95,12 @@ fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
         direct_io: fs.direct_io,
         direct_io_alignment: fs.direct_io_alignment.map(NativeDirectIoAlignment::from),
     });
-    Ok(NativeCapabilities {
+    Ok(kernel_answers(filesystem))
+}
+
+fn kernel_answers(filesystem: Option<NativeFsCapabilities>) -> NativeCapabilities {
+    let k = probe::kernel();
+    NativeCapabilities {
         kernel: k.kernel.clone(),
         page_size: u32::try_from(k.page_size).unwrap_or(u32::MAX),
         copy_file_range: k.copy_file_range,
@@ -94,14 +110,16 @@ fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
         vmsplice: k.vmsplice,
         pipe_max_size: k.pipe_max_size.and_then(|v| u32::try_from(v).ok()),
         filesystem,
-    })
+    }
 }
 
+#[cfg(target_os = "linux")]
 fn to_path(path: Option<Buffer>) -> Option<PathBuf> {
     path.map(|p| PathBuf::from(OsStr::from_bytes(&p)))
 }
 
 /// Probes (once, then cached) the kernel and, given a path, its filesystem.
+#[cfg(target_os = "linux")]
 #[napi(ts_return_type = "Promise<NativeCapabilities>")]
 pub fn capabilities(path: Option<Buffer>) -> AsyncTask<Blocking<NativeCapabilities>> {
     let path = to_path(path);
@@ -109,7 +127,22 @@ pub fn capabilities(path: Option<Buffer>) -> AsyncTask<Blocking<NativeCapabiliti
 }
 
 /// The synchronous twin of `capabilities`.
+#[cfg(target_os = "linux")]
 #[napi(js_name = "capabilitiesSync")]
 pub fn capabilities_sync(path: Option<Buffer>) -> napi::Result<NativeCapabilities> {
     gather(to_path(path)).map_err(to_napi)
+}
+
+/// Outside Linux: nothing to probe, so no thread-pool hop; JavaScript awaits the plain value.
+#[cfg(not(target_os = "linux"))]
+#[napi(ts_return_type = "Promise<NativeCapabilities>")]
+pub fn capabilities(_path: Option<Buffer>) -> NativeCapabilities {
+    kernel_answers(None)
+}
+
+/// The synchronous twin of `capabilities`.
+#[cfg(not(target_os = "linux"))]
+#[napi(js_name = "capabilitiesSync")]
+pub fn capabilities_sync(_path: Option<Buffer>) -> NativeCapabilities {
+    kernel_answers(None)
 }

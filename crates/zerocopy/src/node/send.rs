@@ -27,6 +27,8 @@ pub struct SendSpec {
     pub file_fd: Option<i32>,
     pub offset: Option<i64>,
     pub length: Option<i64>,
+    /// "readwrite" forces the user-space path (for comparisons); default sendfile.
+    pub mechanism: Option<String>,
 }
 
 /// Where a send stands after a step.
@@ -39,9 +41,18 @@ pub struct SendProgress {
     pub mechanism: String,
 }
 
+/// A send whose file path is still to be opened.
+struct PendingSend {
+    socket: std::os::fd::OwnedFd,
+    source: Source,
+    offset: Option<u64>,
+    length: Option<u64>,
+    read_write: bool,
+}
+
 enum State {
     /// A path source: opening it is blocking I/O, done by `attempt()` on the thread pool.
-    Pending(Box<(std::os::fd::OwnedFd, Source, Option<u64>, Option<u64>)>),
+    Pending(Box<PendingSend>),
     Running(Box<SendFile>),
     Ended,
 }
@@ -97,14 +108,21 @@ fn open_and_try(state: &mut State, bytes: &AtomicU64, budget: u64) -> crate::Res
         let State::Pending(spec) = std::mem::replace(state, State::Ended) else {
             return Err(ended());
         };
-        let (socket, source, offset, length) = *spec;
-        *state = State::Running(Box::new(SendFile::open(socket, source, offset, length)?));
+        *state = State::Running(Box::new(open_send(*spec)?));
     }
     let result = match state {
         State::Running(send) => send.try_step(budget).map(|a| a == Attempt::Done),
         _ => return Err(ended()),
     };
     report(state, bytes, result)
+}
+
+fn open_send(spec: PendingSend) -> crate::Result<SendFile> {
+    let mut send = SendFile::open(spec.socket, spec.source, spec.offset, spec.length)?;
+    if spec.read_write {
+        send.use_read_write();
+    }
+    Ok(send)
 }
 
 async fn step(
@@ -131,15 +149,33 @@ impl SendJob {
         let socket = file::dup_raw(spec.socket_fd).map_err(to_napi)?;
         let offset = spec.offset.map(|v| to_u64(v, "offset")).transpose()?;
         let length = spec.length.map(|v| to_u64(v, "length")).transpose()?;
+        let read_write = match spec.mechanism.as_deref() {
+            None | Some("sendfile") => false,
+            Some("readwrite") => true,
+            Some(_) => return Err(invalid("mechanism")),
+        };
         let state = match (spec.file_path, spec.file_fd) {
             (Some(path), None) => {
                 let source = Source::Path(PathBuf::from(OsStr::from_bytes(&path)));
-                State::Pending(Box::new((socket, source, offset, length)))
+                State::Pending(Box::new(PendingSend {
+                    socket,
+                    source,
+                    offset,
+                    length,
+                    read_write,
+                }))
             }
             (None, Some(fd)) => {
                 let source = Source::Fd(file::dup_raw(fd).map_err(to_napi)?);
                 State::Running(Box::new(
-                    SendFile::open(socket, source, offset, length).map_err(to_napi)?,
+                    open_send(PendingSend {
+                        socket,
+                        source,
+                        offset,
+                        length,
+                        read_write,
+                    })
+                    .map_err(to_napi)?,
                 ))
             }
             _ => return Err(invalid("file")),
@@ -161,6 +197,24 @@ impl SendJob {
             let mut guard = state.try_lock().map_err(|_| busy())?;
             open_and_try(&mut guard, &bytes, budget)
         }))
+    }
+
+    /// On the calling thread: when the next `budget` bytes are all in the page cache (so `sendfile`
+    /// cannot block on the disk), sends what the socket takes right now without waiting and returns
+    /// where the send stands; otherwise returns `null` and sends nothing (use `attempt()`).
+    #[napi]
+    pub fn try_cached(&self, budget: f64) -> napi::Result<Option<SendProgress>> {
+        let mut guard = self.state.try_lock().map_err(|_| to_napi(busy()))?;
+        let budget = budget_of(budget);
+        let result = match &mut *guard {
+            State::Running(send) if send.is_cached(budget) => {
+                send.try_step(budget).map(|a| a == Attempt::Done)
+            }
+            _ => return Ok(None),
+        };
+        report(&mut guard, &self.bytes, result)
+            .map(Some)
+            .map_err(to_napi)
     }
 
     /// Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed.

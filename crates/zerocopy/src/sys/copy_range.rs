@@ -2,7 +2,8 @@
 
 use std::os::fd::AsFd;
 
-use crate::error::{retry_eintr, Result, SyscallExt};
+use crate::error::{Result, SyscallExt};
+use crate::sys::counters::{counted, Syscall};
 
 /// The most bytes this crate asks of one `copy_file_range` call (1 GiB).
 ///
@@ -31,7 +32,7 @@ pub fn copy_file_range(
     len: usize,
 ) -> Result<usize> {
     let (fd_in, fd_out) = (fd_in.as_fd(), fd_out.as_fd());
-    retry_eintr(|| {
+    counted(Syscall::CopyFileRange, || {
         nix::fcntl::copy_file_range(
             fd_in,
             off_in.as_deref_mut(),

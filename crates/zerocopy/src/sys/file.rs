@@ -11,6 +11,7 @@ use nix::sys::stat::{self, FileStat, Mode, SFlag};
 use nix::unistd::{self, Whence};
 
 use crate::error::{retry_eintr, Result, SyscallExt};
+use crate::sys::counters::{counted, Syscall};
 
 /// Lowest fd number [`dup_cloexec`] hands out; 0–2 stay reserved for stdio.
 const MIN_DUP_FD: i32 = 3;
@@ -137,8 +138,8 @@ pub fn fchmod(fd: impl AsFd, mode: u32) -> Result<()> {
 pub fn read_at(fd: impl AsFd, buf: &mut [u8], offset: Option<i64>) -> Result<usize> {
     let fd = fd.as_fd();
     match offset {
-        Some(off) => retry_eintr(|| nix::sys::uio::pread(fd, buf, off)).syscall("read"),
-        None => retry_eintr(|| unistd::read(fd, buf)).syscall("read"),
+        Some(off) => counted(Syscall::Read, || nix::sys::uio::pread(fd, buf, off)).syscall("read"),
+        None => counted(Syscall::Read, || unistd::read(fd, buf)).syscall("read"),
     }
 }
 
@@ -148,8 +149,10 @@ pub fn read_at(fd: impl AsFd, buf: &mut [u8], offset: Option<i64>) -> Result<usi
 pub fn write_at(fd: impl AsFd, buf: &[u8], offset: Option<i64>) -> Result<usize> {
     let fd = fd.as_fd();
     match offset {
-        Some(off) => retry_eintr(|| nix::sys::uio::pwrite(fd, buf, off)).syscall("write"),
-        None => retry_eintr(|| unistd::write(fd, buf)).syscall("write"),
+        Some(off) => {
+            counted(Syscall::Write, || nix::sys::uio::pwrite(fd, buf, off)).syscall("write")
+        }
+        None => counted(Syscall::Write, || unistd::write(fd, buf)).syscall("write"),
     }
 }
 
@@ -172,4 +175,51 @@ pub fn write_all_at(
         }
     }
     Ok(())
+}
+
+/// `cachestat(2)` (Linux 6.5+): how many of the pages covering `[offset, offset + len)` are in the
+/// page cache. `Ok(None)` where the kernel lacks the call (or a seccomp filter forbids it), so callers
+/// can assume "unknown".
+///
+/// A read of cached pages cannot block on the disk: the send engine uses this to decide whether a
+/// `sendfile` may run on the event loop thread.
+///
+/// See [cachestat(2)](https://man7.org/linux/man-pages/man2/cachestat.2.html).
+#[doc(alias = "cachestat")]
+pub fn cached_pages(fd: impl AsFd, offset: u64, len: u64) -> Result<Option<u64>> {
+    /// The syscall number: the same on every architecture (numbers from 424 on are shared).
+    const SYS_CACHESTAT: libc::c_long = 451;
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    let range = Range { off: offset, len };
+    let mut stat = Stat::default();
+    let fd = fd.as_fd();
+    // SAFETY: `range` and `stat` are valid, correctly laid out (repr(C), the kernel's field order)
+    // and live for the call; the kernel reads the first and writes the second.
+    let ret = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &range as *const Range,
+            &mut stat as *mut Stat,
+            0u32,
+        )
+    };
+    match Errno::result(ret) {
+        Ok(_) => Ok(Some(stat.nr_cache)),
+        Err(Errno::ENOSYS | Errno::EPERM) => Ok(None),
+        Err(e) => Err(crate::Error::new(e, "cachestat")),
+    }
 }

@@ -26,6 +26,7 @@ use nix::errno::Errno;
 use super::probe::page_size;
 use super::sigbus::{self, Registration};
 use crate::error::{Error, Result};
+use crate::sys::counters::{counted, record, Syscall};
 
 /// How a file is mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,6 +154,7 @@ impl MmapOptions {
             libc::off_t::try_from(map_offset).map_err(|_| Error::new(Errno::EOVERFLOW, "mmap"))?;
         // The guard must be in place before the first access could fault.
         sigbus::install()?;
+        record(Syscall::Mmap);
         // SAFETY: a fresh mapping at an address the kernel chooses (no MAP_FIXED), so no existing
         // memory is affected; the fd is borrowed for the duration of the call only.
         let ret = unsafe {
@@ -282,6 +284,7 @@ impl Mmap {
         if len == 0 {
             return Ok(());
         }
+        record(Syscall::Mmap);
         // SAFETY: [addr, addr + len) lies inside our mapping; the advice values we pass never
         // change its contents except as documented on `Advice` (no MADV_REMOVE or MADV_FREE).
         let ret = unsafe { libc::madvise(addr.cast(), len, advice.raw()) };
@@ -315,7 +318,7 @@ impl Mmap {
             return Ok(());
         }
         let flags = if wait { libc::MS_SYNC } else { libc::MS_ASYNC };
-        let ret = crate::error::retry_eintr(|| {
+        let ret = counted(Syscall::Mmap, || {
             // SAFETY: [addr, addr + len) lies inside our mapping; msync only writes pages back.
             Errno::result(unsafe { libc::msync(addr.cast(), len, flags) })
         });
@@ -340,6 +343,7 @@ impl Mmap {
         self.stale = guard.is_stale();
         // Unregister before unmapping: the handler must never claim a range someone else may map next.
         drop(guard);
+        record(Syscall::Mmap);
         // SAFETY: [base, base + map_len) is the mapping we created; nothing uses it any more (the
         // caller's promise, or Drop's exclusive access). munmap cannot fail for a range we mapped.
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };

@@ -3,21 +3,35 @@
 //! Kernel-wide answers are probed once per process; per-filesystem answers once per device (`st_dev`).
 //! Probes never leave anything behind: filesystem probes use unnamed `O_TMPFILE` files (or a named
 //! temporary file unlinked at once where `O_TMPFILE` is missing).
+//!
+//! On other systems [`kernel`] reports every mechanism unavailable and there are no filesystem probes.
 
+#[cfg(target_os = "linux")]
 use std::collections::HashMap;
+#[cfg(target_os = "linux")]
 use std::ffi::CStr;
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+#[cfg(target_os = "linux")]
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+#[cfg(target_os = "linux")]
+use std::sync::Mutex;
+use std::sync::OnceLock;
 
+#[cfg(target_os = "linux")]
 use nix::errno::Errno;
+#[cfg(target_os = "linux")]
 use nix::fcntl::{FcntlArg, OFlag};
+#[cfg(target_os = "linux")]
 use nix::sys::stat::{Mode, SFlag};
 
+#[cfg(target_os = "linux")]
 use crate::error::{Result, SyscallExt};
+#[cfg(target_os = "linux")]
 use crate::sys::{copy_range, file, reflink};
 
-/// What the running kernel offers, independent of any filesystem.
+/// What the running kernel offers, independent of any filesystem. Outside Linux every mechanism is
+/// `false`, `kernel` is empty and `pipe_max_size` is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelCapabilities {
     /// `uname -r`, e.g. `"6.18.44"`.
@@ -88,6 +102,7 @@ pub fn kernel() -> &'static KernelCapabilities {
 /// The capabilities of the filesystem holding `path` (a file or a directory), cached per device.
 ///
 /// Errors only when `path` itself cannot be examined (e.g. `ENOENT`).
+#[cfg(target_os = "linux")]
 pub fn filesystem(path: &Path) -> Result<FsCapabilities> {
     static CACHE: OnceLock<Mutex<HashMap<u64, FsCapabilities>>> = OnceLock::new();
     let st = nix::sys::stat::stat(path)
@@ -115,6 +130,7 @@ pub fn filesystem(path: &Path) -> Result<FsCapabilities> {
     Ok(caps)
 }
 
+#[cfg(target_os = "linux")]
 fn probe_kernel() -> KernelCapabilities {
     // Each probe passes invalid fds: a kernel that has the syscall answers EBADF (or EINVAL) without
     // doing anything; ENOSYS means missing, EPERM means a seccomp filter forbids it.
@@ -162,15 +178,39 @@ fn probe_kernel() -> KernelCapabilities {
     }
 }
 
+/// None of Linux's mechanisms exist here.
+#[cfg(not(target_os = "linux"))]
+fn probe_kernel() -> KernelCapabilities {
+    KernelCapabilities {
+        kernel: String::new(),
+        page_size: page_size(),
+        copy_file_range: false,
+        sendfile: false,
+        splice: false,
+        tee: false,
+        vmsplice: false,
+        pipe_max_size: None,
+    }
+}
+
 /// The memory page size.
+#[cfg(unix)]
 pub fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+    // SAFETY: sysconf reads a configuration value; it has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
         .ok()
-        .flatten()
-        .and_then(|v| usize::try_from(v).ok())
+        .filter(|&s| s > 0)
         .unwrap_or(4096)
 }
 
+/// The memory page size: 4 KiB on every Windows architecture Node supports (x64, arm64).
+#[cfg(not(unix))]
+pub fn page_size() -> usize {
+    4096
+}
+
+#[cfg(target_os = "linux")]
 fn probe_filesystem(dir: &Path, dev: u64) -> Result<FsCapabilities> {
     let sfs = nix::sys::statfs::statfs(dir)
         .syscall("statfs")
@@ -211,6 +251,7 @@ fn probe_filesystem(dir: &Path, dev: u64) -> Result<FsCapabilities> {
 }
 
 /// An empty read-write file in `dir` that disappears when closed.
+#[cfg(target_os = "linux")]
 fn scratch_file(dir: &Path) -> Result<OwnedFd> {
     let mode = Mode::from_bits_truncate(0o600);
     match file::open(dir, OFlag::O_TMPFILE | OFlag::O_RDWR, mode) {
@@ -233,6 +274,7 @@ fn scratch_file(dir: &Path) -> Result<OwnedFd> {
 }
 
 /// Whether the filesystem accepts O_DIRECT for this file (`fcntl(F_SETFL)` refuses with EINVAL if not).
+#[cfg(target_os = "linux")]
 fn set_direct(fd: &OwnedFd) -> bool {
     let Ok(flags) = file::status_flags(fd) else {
         return false;
@@ -244,6 +286,7 @@ fn set_direct(fd: &OwnedFd) -> bool {
 ///
 /// `None` when the kernel or the filesystem does not answer (older kernels, tmpfs, FUSE, …), or when
 /// the filesystem reports that this file cannot do O_DIRECT at all (offset alignment 0).
+#[cfg(target_os = "linux")]
 #[doc(alias = "STATX_DIOALIGN")]
 pub fn statx_dio_alignment(fd: impl AsFd) -> Option<DirectIoAlignment> {
     // SAFETY: an all-zero statx is a valid value of this plain C struct.
@@ -272,6 +315,7 @@ pub fn statx_dio_alignment(fd: impl AsFd) -> Option<DirectIoAlignment> {
 /// The O_DIRECT alignment implied by block device `dev` (a `st_dev`, or a device node's `st_rdev`): its
 /// logical block size, for both memory and offsets, or a conservative 4096 when sysfs has no answer
 /// (no block device behind the filesystem, e.g. tmpfs or NFS).
+#[cfg(target_os = "linux")]
 pub fn block_device_alignment(dev: u64) -> DirectIoAlignment {
     let (major, minor) = (libc::major(dev), libc::minor(dev));
     // A partition's own sysfs node has no queue/; its disk (the parent) does.

@@ -8,7 +8,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use nix::errno::Errno;
 
-use crate::error::{retry_eintr, Result, SyscallExt};
+use crate::error::{Result, SyscallExt};
+use crate::sys::counters::{counted, Syscall};
 
 /// A byte range for [`ficlonerange`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub struct CloneRange {
 #[doc(alias = "FICLONE")]
 pub fn ficlone(src: impl AsFd, dst: impl AsFd) -> Result<()> {
     let (src, dst) = (src.as_fd(), dst.as_fd());
-    retry_eintr(|| {
+    counted(Syscall::Reflink, || {
         // SAFETY: FICLONE takes the source fd as its integer argument and touches no user memory;
         // both fds are borrowed, so they stay open for the call.
         let ret = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
@@ -55,7 +56,7 @@ pub fn ficlonerange(src: impl AsFd, dst: impl AsFd, range: CloneRange) -> Result
         src_length: range.length,
         dest_offset: range.dst_offset,
     };
-    retry_eintr(|| {
+    counted(Syscall::Reflink, || {
         // SAFETY: `arg` is a fully initialised file_clone_range that outlives the call; the kernel only
         // reads it. Both fds are borrowed, so they stay open for the call.
         let ret = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONERANGE, &arg) };

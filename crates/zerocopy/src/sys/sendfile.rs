@@ -2,7 +2,8 @@
 
 use std::os::fd::AsFd;
 
-use crate::error::{retry_eintr, Result, SyscallExt};
+use crate::error::{Result, SyscallExt};
+use crate::sys::counters::{counted, Syscall};
 
 /// The most bytes one `sendfile` call moves: the kernel's `MAX_RW_COUNT` (2 GiB − 4 KiB) on every
 /// architecture. Asking for more silently returns this much, so loops cap their requests here.
@@ -26,6 +27,8 @@ pub fn sendfile(
     count: usize,
 ) -> Result<usize> {
     let (out_fd, in_fd) = (out_fd.as_fd(), in_fd.as_fd());
-    retry_eintr(|| nix::sys::sendfile::sendfile64(out_fd, in_fd, offset.as_deref_mut(), count))
-        .syscall("sendfile")
+    counted(Syscall::Sendfile, || {
+        nix::sys::sendfile::sendfile64(out_fd, in_fd, offset.as_deref_mut(), count)
+    })
+    .syscall("sendfile")
 }
