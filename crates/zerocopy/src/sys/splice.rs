@@ -21,7 +21,8 @@ use nix::sys::stat::SFlag;
 pub use nix::fcntl::SpliceFFlags as SpliceFlags;
 
 use super::probe;
-use crate::error::{retry_eintr, Error, Result, SyscallExt};
+use crate::error::{Error, Result, SyscallExt};
+use crate::sys::counters::{counted, Syscall};
 use crate::sys::file;
 
 /// A pipe's capacity when nobody asked for more: 16 pages.
@@ -55,7 +56,7 @@ pub fn splice(
     flags: SpliceFlags,
 ) -> Result<usize> {
     let (fd_in, fd_out) = (fd_in.as_fd(), fd_out.as_fd());
-    retry_eintr(|| {
+    counted(Syscall::Splice, || {
         nix::fcntl::splice(
             fd_in,
             off_in.as_deref_mut(),
@@ -77,7 +78,7 @@ pub fn splice(
 /// See [tee(2)](https://man7.org/linux/man-pages/man2/tee.2.html).
 pub fn tee(fd_in: impl AsFd, fd_out: impl AsFd, len: usize, flags: SpliceFlags) -> Result<usize> {
     let (fd_in, fd_out) = (fd_in.as_fd(), fd_out.as_fd());
-    retry_eintr(|| nix::fcntl::tee(fd_in, fd_out, len, flags))
+    counted(Syscall::Tee, || nix::fcntl::tee(fd_in, fd_out, len, flags))
         .map_err(|errno| explain(errno, "tee", fd_in, fd_out))
 }
 
@@ -98,7 +99,10 @@ pub fn tee(fd_in: impl AsFd, fd_out: impl AsFd, len: usize, flags: SpliceFlags) 
 pub unsafe fn vmsplice(fd: impl AsFd, iov: &[IoSlice<'_>], flags: SpliceFlags) -> Result<usize> {
     let fd = fd.as_fd();
     // SAFETY: the caller upholds this function's contract, which is nix's.
-    retry_eintr(|| unsafe { nix::fcntl::vmsplice(fd, iov, flags) }).syscall("vmsplice")
+    counted(Syscall::Vmsplice, || unsafe {
+        nix::fcntl::vmsplice(fd, iov, flags)
+    })
+    .syscall("vmsplice")
 }
 
 /// `vmsplice(2)` of a copy of `data` into the write end of the pipe `fd`: the safe form of
