@@ -4,9 +4,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
@@ -57,12 +58,14 @@ test('caps --json reports the kernel and the filesystem; caps prints an aligned 
 test('--version, --help on every command, and usage errors exit 2', () => {
   assert.equal(run('--version'), { code: 0, out: `${pkg.version}\n`, err: '' });
   assert.match(run('--help').out, /Usage: zerocopy <command>/);
-  for (const command of ['bench', 'serve', 'cp', 'caps']) {
+  for (const command of ['bench', 'serve', 'cp', 'proxy', 'caps']) {
     const help = run(command, '--help');
     assert.is(help.code, 0, command);
     assert.match(help.out, new RegExp(`Usage: zerocopy ${command}`), command);
   }
-  for (const args of [['frobnicate'], ['caps', '--nope'], ['cp', 'only-one'], ['cp', 'a', 'b', '--reflink=sometimes'], ['bench', '--runs', 'x'], ['serve', '--port', '70000'], []]) {
+  for (const args of [['frobnicate'], ['caps', '--nope'], ['cp', 'only-one'], ['cp', 'a', 'b', '--reflink=sometimes'], ['bench', '--runs', 'x'], ['serve', '--port', '70000'], [],
+    ['proxy'], ['proxy', '--listen', '0'], ['proxy', '--listen', 'x', '--to', 'h:1'], ['proxy', '--listen', '0', '--to', 'nohostport'],
+    ['proxy', '--listen', '0', '--to', 'h:0'], ['proxy', '--listen', '70000', '--to', 'h:1'], ['proxy', '--listen', '0', '--to', 'h:1', '--pipe-size', '0']]) {
     const r = run(...args);
     assert.is(r.code, 2, args.join(' '));
   }
@@ -131,6 +134,69 @@ test('serve answers 200, 206 and 404, refuses traversal, logs each request, and 
   assert.match(server.output(), /SIGTERM: closing/);
 });
 
+test('proxy relays 16 MiB each way with equal sha256, logs each connection, and drains on SIGTERM', async () => {
+  // The backend echoes every connection back to its sender and ends when the sender does.
+  const backend = net.createServer({ allowHalfOpen: true }, (sock) => sock.pipe(sock));
+  await new Promise((r) => backend.listen(0, '127.0.0.1', r));
+  const backendPort = backend.address().port;
+  const relay = await start('proxy', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${backendPort}`);
+  const port = Number(/^proxying 127\.0\.0\.1:(\d+) -> 127\.0\.0\.1:\d+ /.exec(relay.first)?.[1]);
+  assert.ok(port > 0, relay.first);
+  const exchange = async (data) => {
+    const client = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const back = createHash('sha256');
+    let length = 0;
+    client.on('data', (d) => {
+      back.update(d);
+      length += d.length;
+    });
+    const ended = once(client, 'end');
+    client.end(data);
+    await ended;
+    client.destroy();
+    return { length, digest: back.digest('hex') };
+  };
+  const data = randomBytes(16 * MiB);
+  const echoed = await exchange(data);
+  assert.is(echoed.length, data.length);
+  assert.is(echoed.digest, createHash('sha256').update(data).digest('hex'));
+  // A connection still open at SIGTERM is let finish; the proxy exits after it.
+  const lingering = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(lingering, 'connect');
+  lingering.write('late');
+  await new Promise((r) => setTimeout(r, 200));
+  relay.child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(relay.child.exitCode, null, 'still running while a connection is open');
+  const late = collectAll(lingering);
+  lingering.end('!');
+  assert.is((await late).toString(), 'late!');
+  const [code] = await once(relay.child, 'exit');
+  assert.is(code, 0);
+  await new Promise((r) => backend.close(r));
+  const out = relay.output();
+  assert.match(out, /127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ 16777216 up 16777216 down [\d.]+ms splice\n/);
+  assert.match(out, /SIGTERM: closing \(1 connection open\)\n/);
+  assert.match(out, / 5 up 5 down [\d.]+ms splice\n/);
+  // Nothing listening behind it any more: the client's connection is closed and the error logged.
+  const dead = await start('proxy', '--listen', '0', '--to', `127.0.0.1:${backendPort}`);
+  const deadPort = Number(/^proxying [^ ]+:(\d+) /.exec(dead.first)?.[1]);
+  const refused = net.connect(deadPort, '127.0.0.1');
+  refused.on('error', () => {});
+  refused.resume();
+  await once(refused, 'close');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.match(dead.output(), / 0 up 0 down [\d.]+ms error:ECONNREFUSED\n/);
+  dead.child.kill('SIGINT');
+  assert.equal(await once(dead.child, 'exit'), [0, null]);
+});
+
+function collectAll(sock) {
+  const chunks = [];
+  sock.on('data', (d) => chunks.push(d));
+  return new Promise((resolve) => sock.once('end', () => resolve(Buffer.concat(chunks))));
+}
+
 test('bench --quick --json follows its schema: every number finite and positive, every path with its mechanism', () => {
   const html = s.path('report.html');
   const r = run('bench', '--quick', '--json', '--html', html, '--dir', s.dir);
@@ -142,7 +208,7 @@ test('bench --quick --json follows its schema: every number finite and positive,
   assert.is(report.workload.quick, true);
   assert.ok(report.machine.cores > 0 && report.machine.kernel.length > 0);
   const ids = report.paths.map((p) => p.id);
-  for (const id of ['node-streams', 'readwrite', 'mmap-write', 'sendfile', 'direct', 'copy-readwrite', 'copy_file_range', 'reflink', 'node-pipe']) {
+  for (const id of ['node-streams', 'readwrite', 'mmap-write', 'sendfile', 'splice', 'direct', 'copy-readwrite', 'copy_file_range', 'reflink', 'node-pipe', 'splice-relay']) {
     assert.ok(ids.includes(id), `path ${id} listed`);
   }
   for (const p of report.paths) {
@@ -176,7 +242,7 @@ test('bench prints a table naming every path and a winner line per group', () =>
   const r = run('bench', '--quick', '--dir', s.dir);
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /^path\s+MiB\/s\s+CPU s\/GiB\s+syscalls/m);
-  for (const name of ['Node streams', 'sendfile', 'mmap \\+ write', 'copy_file_range', 'Node a.pipe']) assert.match(r.out, new RegExp(name));
+  for (const name of ['Node streams', 'sendfile', 'mmap \\+ write', 'splice \\(file', 'copy_file_range', 'Node a.pipe', 'splice \\(socket']) assert.match(r.out, new RegExp(name));
   assert.match(r.out, /^file → socket: .+$/m);
 });
 

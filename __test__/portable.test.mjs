@@ -4,11 +4,12 @@
 // stream, and the Linux-only features fail with ERR_FEATURE_UNAVAILABLE_ON_PLATFORM.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 
 import {
   alignedBuffer, capabilities, capabilitiesSync, copyFile, copyFileSync, mmap, mmapSync, openDirect, openDirectSync,
-  residency, sendFile, sys, AbortError,
+  residency, sendFile, sys, AbortError, pipe, proxy, teeTo,
 } from 'zerocopy';
 import { scratch, makeFile, sha256, sha256Range, MiB, rejection, thrown, connection, receive, settledFds } from './helpers.mjs';
 
@@ -131,6 +132,35 @@ test('sendFile: a net.Socket gets the file through the stream; an fd number is u
   assert.is(err.code, UNAVAILABLE);
 });
 
+test('pipe, proxy, teeTo: Node sockets relayed through streams; fd numbers unavailable', async () => {
+  const a = await connection();
+  const b = await connection();
+  const atB = receive(b.client);
+  const atA = receive(a.client);
+  const relaying = proxy(a.ours, b.ours);
+  const up = randomBytes(2 * MiB + 3);
+  const down = randomBytes(MiB + 1);
+  a.client.end(up);
+  b.client.end(down);
+  assert.equal(await relaying, { aToB: up.length, bToA: down.length, mechanism: 'stream' });
+  assert.ok((await atB).equals(up));
+  assert.ok((await atA).equals(down));
+
+  const src = await connection();
+  const sinks = [await connection(), await connection()];
+  const got = sinks.map((c) => receive(c.client));
+  const teeing = teeTo(src.ours, sinks.map((c) => c.ours));
+  src.client.end(up);
+  assert.equal(await teeing, { bytes: up.length, mechanism: 'stream' });
+  for (const g of got) assert.ok((await g).equals(up));
+
+  const c = await connection();
+  const err = await rejection(() => pipe(c.ours, 1));
+  assert.is(err.code, UNAVAILABLE);
+  assert.is(err.bytesTransferred, 0);
+  for (const x of [a, b, src, c, ...sinks]) x.client.destroy();
+});
+
 test('mmap, residency, O_DIRECT and sys: ERR_FEATURE_UNAVAILABLE_ON_PLATFORM, after argument checks', async () => {
   const file = makeFile(s.path('linux-only'), 4096);
   const failures = [
@@ -142,6 +172,8 @@ test('mmap, residency, O_DIRECT and sys: ERR_FEATURE_UNAVAILABLE_ON_PLATFORM, af
     thrown(() => alignedBuffer(4096)),
     await rejection(() => sys.copyFileRange(0, 1, { length: 1 })),
     thrown(() => sys.fadviseSync(0, 'dontneed')),
+    thrown(() => sys.pipeSync()),
+    await rejection(() => sys.splice(0, 1, { length: 1 })),
   ];
   for (const err of failures) {
     assert.is(err.code, UNAVAILABLE, err.message);

@@ -87,6 +87,20 @@ export function withBytes(err: unknown, bytesTransferred: number): unknown {
   return out;
 }
 
+/**
+ * Turns a failure of an operation that moves data into the documented error: the signal's own
+ * {@link AbortError} (with its reason as `cause`) for aborts, and `bytesTransferred` on everything.
+ */
+export function failure(err: unknown, bytes: number, signal: AbortSignal | undefined): unknown {
+  const converted = withBytes(err, bytes);
+  if (converted instanceof AbortError && signal?.aborted) {
+    const abort = abortError(signal);
+    abort.bytesTransferred = bytes;
+    return abort;
+  }
+  return converted;
+}
+
 /** True for errors from a failed system call (have `code`, negative `errno` and `syscall`). */
 export function isErrnoError(err: unknown): err is ErrnoError {
   return (

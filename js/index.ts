@@ -10,6 +10,8 @@ export { copyFile, copyFileSync } from './copy.js';
 export type { CopyMechanism, CopyOptions, CopyResult, ReflinkMode } from './copy.js';
 export { sendFile } from './socket.js';
 export type { SendFileOptions, SendMechanism, SendResult } from './socket.js';
+export { pipe, proxy, teeTo } from './relay.js';
+export type { PipeOptions, PipeResult, ProxyOptions, ProxyResult, RelayEnd, RelayError, RelayMechanism, RelayOptions, TeeOptions, TeeResult } from './relay.js';
 export { serveFile, INLINE_BODY_LIMIT } from './http.js';
 export type { ServeFileOptions, ServeResult } from './http.js';
 export { capabilities, capabilitiesSync } from './capabilities.js';

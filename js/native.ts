@@ -17,7 +17,7 @@ import { isAbsolute, resolve } from 'node:path';
 
 import type * as Binding from '../native/binding.js';
 
-export type { CopyProgress, CopySpec, DirectHandle, DirectStep, NativeCapabilities, SendProgress } from '../native/binding.js';
+export type { CopyProgress, CopySpec, DirectHandle, DirectStep, NativeCapabilities, RelayProgress, SendProgress } from '../native/binding.js';
 
 /** Replaced at build time (scripts/build-js.mjs): the package version and its napi targets as platform-arch-abi names. */
 declare const ZEROCOPY_VERSION: string;

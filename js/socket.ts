@@ -5,12 +5,12 @@ import { fstat, read, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 
-import { abortError, AbortError, invalidArgType, withBytes, type ErrnoError } from './errors.js';
+import { abortError, failure, invalidArgType, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg, type Resolved } from './fd.js';
 import { linuxPaths, native, type SendProgress } from './native.js';
 import { requireLinux } from './portable.js';
 import { onAbort } from './signal.js';
-import { socketFd, takeOver, type Hold } from './takeover.js';
+import { cancelOnEnd, connected, destroyedError, isSocket, socketFd, takeOver, type Hold } from './takeover.js';
 import * as check from './validate.js';
 
 /**
@@ -68,27 +68,6 @@ interface Plan {
   onProgress: ((bytesSent: number, total: number) => void) | undefined;
 }
 
-function isSocket(value: unknown): value is Socket {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Socket).write === 'function' &&
-    typeof (value as Socket).destroy === 'function' &&
-    'writableLength' in value
-  );
-}
-
-/** Turns a failure into the documented error: AbortError for aborts, bytesTransferred on everything. */
-function failure(err: unknown, bytes: number, signal: AbortSignal | undefined): unknown {
-  const converted = withBytes(err, bytes);
-  if (converted instanceof AbortError && signal?.aborted) {
-    const abort = abortError(signal);
-    abort.bytesTransferred = bytes;
-    return abort;
-  }
-  return converted;
-}
-
 /**
  * Sends a file (or a window of it) into a socket with `sendfile(2)`: no byte passes through
  * JavaScript. Waiting for a slow reader holds no thread (the socket is watched by an epoll reactor),
@@ -142,30 +121,11 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
     // TLS must encrypt in user space; outside Linux there is no sendfile(2) to use.
     if ((socket as { encrypted?: boolean }).encrypted || !linuxPaths) return await sendStream(hold, plan);
     const fd = socketFd(socket);
-    if (fd === undefined) {
-      const err = new Error('The socket has no file descriptor (destroyed?)') as ErrnoError;
-      err.code = 'ERR_STREAM_DESTROYED';
-      throw failure(err, 0, plan.signal);
-    }
+    if (fd === undefined) throw failure(destroyedError(), 0, plan.signal);
     return await sendNative(fd, socket, plan);
   } finally {
     hold.release();
   }
-}
-
-function connected(socket: Socket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onConnect = (): void => {
-      socket.off('error', onError);
-      resolve();
-    };
-    const onError = (err: Error): void => {
-      socket.off('connect', onConnect);
-      reject(err);
-    };
-    socket.once('connect', onConnect);
-    socket.once('error', onError);
-  });
 }
 
 /** The native path: a SendJob stepping on the tokio runtime; the socket's 'close' and the signal cancel it. */
@@ -185,9 +145,7 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
   } catch (err) {
     throw failure(err, 0, signal);
   }
-  const onClose = (): void => job.cancel('destroyed');
-  const unsubscribe = onAbort(signal, () => job.cancel('abort'));
-  socket?.once('close', onClose);
+  const unsubscribe = cancelOnEnd(job, socket ? [socket] : [], signal);
   const budget = signal || onProgress ? WATCHED_STEP : Infinity;
   const first = Math.min(budget, FIRST_BUDGET);
   try {
@@ -206,7 +164,6 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
     throw failure(err, job.bytes, signal);
   } finally {
     unsubscribe();
-    socket?.off('close', onClose);
     job.close();
   }
 }

@@ -54,6 +54,81 @@ export interface FadviseOptions {
   length?: number;
 }
 
+/** Options of {@link splice}. */
+export interface SpliceOptions {
+  /** Bytes to move at most. Default {@link MAX_RW_COUNT}; a pipe gives at most what it holds. */
+  length?: number;
+  /** Read here instead of at `fdIn`'s position (only when `fdIn` is a file, not the pipe). */
+  offsetIn?: number;
+  /** Write here instead of at `fdOut`'s position (only when `fdOut` is a file). */
+  offsetOut?: number;
+  /** `SPLICE_F_MORE`: more data follows (a socket may hold back a partial packet). */
+  more?: boolean;
+  /** `SPLICE_F_NONBLOCK`: do not block on the pipe (the other fd blocks or not by its own `O_NONBLOCK`). */
+  nonblock?: boolean;
+  /** `SPLICE_F_MOVE`: a hint to move pages rather than copy them. */
+  move?: boolean;
+}
+
+/** Options of {@link tee} and {@link vmsplice}. */
+export interface PipeCallOptions {
+  /** `SPLICE_F_NONBLOCK`: answer `EAGAIN` instead of waiting for the pipe. */
+  nonblock?: boolean;
+}
+
+/** Options of {@link pipe}. */
+export interface NewPipeOptions {
+  /** `F_SETPIPE_SZ`: the capacity to ask for (rounded up to a power-of-two number of pages). */
+  size?: number;
+  /** `O_NONBLOCK` on both ends. */
+  nonblock?: boolean;
+}
+
+/** A pipe made by {@link pipe}: two fds to close with `fs.close` when done. */
+export interface PipeEnds {
+  readFd: number;
+  writeFd: number;
+  /** Its capacity in bytes (`F_GETPIPE_SZ`). */
+  size: number;
+}
+
+/** Largest `F_SETPIPE_SZ` value (`INT_MAX`); the kernel caps it at `/proc/sys/fs/pipe-max-size` for unprivileged processes. */
+const MAX_PIPE_SIZE = 0x7fffffff;
+
+function spliceArgs(fdIn: unknown, fdOut: unknown, options: unknown): [number, number, { length: number; offsetIn?: number; offsetOut?: number; more?: boolean; nonblock?: boolean; move?: boolean }] {
+  const o = check.options<SpliceOptions>(options);
+  return [
+    check.fd(fdIn, 'fdIn'),
+    check.fd(fdOut, 'fdOut'),
+    {
+      length: check.optionalInteger(o.length, 'options.length') ?? MAX_RW_COUNT,
+      offsetIn: check.optionalInteger(o.offsetIn, 'options.offsetIn'),
+      offsetOut: check.optionalInteger(o.offsetOut, 'options.offsetOut'),
+      more: check.optionalBoolean(o.more, 'options.more'),
+      nonblock: check.optionalBoolean(o.nonblock, 'options.nonblock'),
+      move: check.optionalBoolean(o.move, 'options.move'),
+    },
+  ];
+}
+
+function teeArgs(pipeIn: unknown, pipeOut: unknown, length: unknown, options: unknown): [number, number, number, boolean | undefined] {
+  const o = check.options<PipeCallOptions>(options);
+  return [check.fd(pipeIn, 'pipeIn'), check.fd(pipeOut, 'pipeOut'), check.optionalInteger(length, 'length') ?? MAX_RW_COUNT, check.optionalBoolean(o.nonblock, 'options.nonblock')];
+}
+
+function vmspliceArgs(pipeFd: unknown, buffer: unknown, options: unknown): [number, Buffer, boolean | undefined] {
+  const o = check.options<PipeCallOptions>(options);
+  const fd = check.fd(pipeFd, 'pipeFd');
+  if (!(buffer instanceof Uint8Array)) throw invalidArgType('buffer', 'an instance of Buffer or Uint8Array', buffer);
+  const bytes = Buffer.isBuffer(buffer) ? buffer : Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  return [fd, bytes, check.optionalBoolean(o.nonblock, 'options.nonblock')];
+}
+
+function pipeArgs(options: unknown): [number | undefined, boolean | undefined] {
+  const o = check.options<NewPipeOptions>(options);
+  return [check.optionalInteger(o.size, 'options.size', 1, MAX_PIPE_SIZE), check.optionalBoolean(o.nonblock, 'options.nonblock')];
+}
+
 const ADVICE = ['normal', 'sequential', 'random', 'noreuse', 'willneed', 'dontneed'] as const;
 
 function fadviseArgs(fd: unknown, advice: unknown, options: unknown): [number, number, number, string] {
@@ -179,4 +254,80 @@ export async function fadvise(fd: number, advice: FadviseAdvice, options?: Fadvi
 export function fadviseSync(fd: number, advice: FadviseAdvice, options?: FadviseOptions): void {
   const args = fadviseArgs(fd, advice, options);
   callSync(() => native.fadviseSync(...args));
+}
+
+/**
+ * `splice(2)`: moves up to `length` bytes from `fdIn` to `fdOut` inside the kernel; one of them must
+ * be a pipe (else `EINVAL`, naming the fd that is not). Resolves to the bytes moved, 0 at end of input.
+ *
+ * The async form runs on the libuv thread pool: with blocking fds it holds a pool thread until the
+ * call can proceed, so pass `nonblock` (and non-blocking fds) when the other side may be slow.
+ *
+ * @example
+ * const { readFd, writeFd } = sys.pipeSync();
+ * const n = sys.spliceSync(socketFd, writeFd, { length: 65536 }); // socket → pipe
+ * sys.spliceSync(readFd, fileFd, { length: n, offsetOut: 0 });    // pipe → file
+ */
+export async function splice(fdIn: number, fdOut: number, options?: SpliceOptions): Promise<number> {
+  const args = spliceArgs(fdIn, fdOut, options);
+  return call(() => native.splice(...args));
+}
+
+/** Synchronous {@link splice}. */
+export function spliceSync(fdIn: number, fdOut: number, options?: SpliceOptions): number {
+  const args = spliceArgs(fdIn, fdOut, options);
+  return callSync(() => native.spliceSync(...args));
+}
+
+/**
+ * `tee(2)`: duplicates up to `length` bytes (default {@link MAX_RW_COUNT}) from the pipe `pipeIn`
+ * into the pipe `pipeOut` without consuming them. Both must be pipes (else `EINVAL`). Resolves to the
+ * bytes duplicated.
+ */
+export async function tee(pipeIn: number, pipeOut: number, length?: number, options?: PipeCallOptions): Promise<number> {
+  const args = teeArgs(pipeIn, pipeOut, length, options);
+  return call(() => native.tee(...args));
+}
+
+/** Synchronous {@link tee}. */
+export function teeSync(pipeIn: number, pipeOut: number, length?: number, options?: PipeCallOptions): number {
+  const args = teeArgs(pipeIn, pipeOut, length, options);
+  return callSync(() => native.teeSync(...args));
+}
+
+/**
+ * `vmsplice(2)`: puts the bytes of `buffer` into the pipe `pipeFd` (its write end). Resolves to how
+ * many the pipe took (at most its capacity; loop for the rest, as with `write`).
+ *
+ * **The bytes are copied** — before this function returns — into fresh pages that are then spliced
+ * into the pipe and unmapped, so `buffer` may be changed or reused at once. A plain vmsplice would
+ * leave the pipe (and, once spliced on, a socket or file) holding references to the Buffer's own
+ * memory, where any later change would still reach the reader, with no way to learn when the kernel
+ * is done with it. The copy costs what `write(2)` costs.
+ */
+export async function vmsplice(pipeFd: number, buffer: Uint8Array, options?: PipeCallOptions): Promise<number> {
+  const args = vmspliceArgs(pipeFd, buffer, options);
+  return call(() => native.vmsplice(...args));
+}
+
+/** Synchronous {@link vmsplice}. */
+export function vmspliceSync(pipeFd: number, buffer: Uint8Array, options?: PipeCallOptions): number {
+  const args = vmspliceArgs(pipeFd, buffer, options);
+  return callSync(() => native.vmspliceSync(...args));
+}
+
+/**
+ * `pipe2(2)` (close-on-exec; `O_NONBLOCK` with `nonblock`), then `F_SETPIPE_SZ` when `size` is given:
+ * the pipe that `splice`, `tee` and `vmsplice` need. The two fds are yours: close them with `fs.close`.
+ * Asking for more than `/proc/sys/fs/pipe-max-size` fails with `EPERM` unless privileged.
+ */
+export async function pipe(options?: NewPipeOptions): Promise<PipeEnds> {
+  const args = pipeArgs(options);
+  return call(() => native.pipe(...args));
+}
+
+/** Synchronous {@link pipe}. */
+export function pipeSync(options?: NewPipeOptions): PipeEnds {
+  const args = pipeArgs(options);
+  return callSync(() => native.pipeSync(...args));
 }

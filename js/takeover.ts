@@ -14,11 +14,14 @@
  * batch is split around its markers. `end()` needs no hook: Writable calls `_final` only after every
  * write callback, and the gate calls back for a marker only after its transfer is done.
  *
- * Reading is untouched: the socket keeps delivering incoming data (keep-alive, the next request).
+ * A write hold leaves reading untouched: the socket keeps delivering incoming data (keep-alive, the
+ * next request). Relays that read the socket themselves take a {@link holdReading} as well: Node stops
+ * reading the fd, and the bytes it had read but not yet delivered are handed to the relay to forward
+ * first.
  */
 import type { Socket } from 'node:net';
 
-import { abortError } from './errors.js';
+import { abortError, type ErrnoError } from './errors.js';
 import { onAbort } from './signal.js';
 
 /** The socket, held for one transfer. */
@@ -186,4 +189,128 @@ export function takeOver(socket: Socket, signal?: AbortSignal): Promise<Hold> {
     // Bytes written under cork() were written before this call: they go first.
     while (socket.writableCorked > 0) socket.uncork();
   });
+}
+
+/** Whether `value` looks like a net.Socket (or a TLS socket). */
+export function isSocket(value: unknown): value is Socket {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Socket).write === 'function' &&
+    typeof (value as Socket).destroy === 'function' &&
+    'writableLength' in value
+  );
+}
+
+/** Resolves once a connecting socket has connected; rejects with its error if it fails first. */
+export function connected(socket: Socket): Promise<void> {
+  if (!socket.connecting) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onConnect = (): void => {
+      socket.off('error', onError);
+      resolve();
+    };
+    const onError = (err: Error): void => {
+      socket.off('connect', onConnect);
+      reject(err);
+    };
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+  });
+}
+
+/** `ERR_STREAM_DESTROYED`: the socket has no fd any more. */
+export function destroyedError(message = 'The socket has no file descriptor (destroyed?)'): ErrnoError {
+  const err = new Error(message) as ErrnoError;
+  err.code = 'ERR_STREAM_DESTROYED';
+  return err;
+}
+
+/**
+ * Cancels a native job when one of `sockets` closes (`'destroyed'`: the job's duplicate fds would
+ * otherwise keep the connection open) or `signal` aborts (`'abort'`). Returns the unsubscriber.
+ */
+export function cancelOnEnd(job: { cancel(reason: string): void }, sockets: readonly Socket[], signal?: AbortSignal): () => void {
+  const onClose = (): void => job.cancel('destroyed');
+  const unsubscribe = onAbort(signal, () => job.cancel('abort'));
+  for (const socket of sockets) socket.once('close', onClose);
+  return () => {
+    unsubscribe();
+    for (const socket of sockets) socket.off('close', onClose);
+  };
+}
+
+/** The socket, its reading taken away from Node for one relay. */
+export interface ReadHold {
+  /** Bytes Node had read from the socket and not yet delivered: the relay forwards them first. */
+  head: Buffer;
+  /**
+   * Gives reading back to Node. With `eof` (the relay read the fd to its end) Node learns of the end
+   * of stream as if it had read it itself, and the stream flows so that `'end'` is emitted, as after
+   * `src.pipe(dst)`. Without it (the relay failed, and the caller destroys the socket) only Node's
+   * hooks are put back. Idempotent.
+   */
+  release(eof: boolean): void;
+}
+
+interface ReadableInternals {
+  _read: (n: number) => void;
+  _handle?: { reading?: boolean; readStop?: () => number } | null;
+  _readableState?: { ended?: boolean };
+}
+
+const readHeld = new WeakSet<Socket>();
+
+/**
+ * Stops Node reading `socket` — synchronously, at call time — so a native relay can read its fd.
+ *
+ * Node reads a socket through libuv whenever its buffer is below the high-water mark, and asks for
+ * more through `_read`. Both are stopped: the handle's `readStop()` takes the fd out of libuv's
+ * epoll set, and `_read` is replaced until {@link ReadHold.release} so that nothing (a `resume()`, a
+ * late `read(0)` after connecting) starts it again. What Node had already read sits in the readable
+ * buffer: it is taken out (without showing it to `'data'` listeners) and returned as `head`.
+ *
+ * Throws `ERR_INVALID_STATE` if another relay already reads the socket.
+ */
+export function holdReading(socket: Socket): ReadHold {
+  if (readHeld.has(socket)) {
+    const err = new Error('The socket is already being read by another relay') as ErrnoError;
+    err.code = 'ERR_INVALID_STATE';
+    throw err;
+  }
+  readHeld.add(socket);
+  const target = socket as unknown as ReadableInternals;
+  const own = Object.getOwnPropertyDescriptor(socket, '_read');
+  target._read = () => {};
+  const handle = target._handle;
+  if (handle?.reading) {
+    handle.reading = false;
+    handle.readStop?.();
+  }
+  // read() emits each chunk it returns as 'data': detach the listeners while the buffer is emptied.
+  const listeners = socket.rawListeners('data') as ((...args: unknown[]) => void)[];
+  socket.removeAllListeners('data');
+  const chunks: Buffer[] = [];
+  try {
+    for (let chunk: unknown = socket.read(); chunk !== null; chunk = socket.read()) {
+      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, socket.readableEncoding ?? 'utf8') : (chunk as Buffer));
+    }
+  } finally {
+    for (const listener of listeners) socket.on('data', listener);
+  }
+  let released = false;
+  return {
+    head: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
+    release(eof) {
+      if (released) return;
+      released = true;
+      readHeld.delete(socket);
+      if (own) Object.defineProperty(socket, '_read', own);
+      else delete (target as Partial<ReadableInternals>)._read;
+      if (!eof || socket.destroyed) return;
+      // Node's own end of stream, unless it had already read it before the relay began.
+      if (!target._readableState?.ended) socket.push(null);
+      socket.resume();
+    },
+  };
 }

@@ -91,6 +91,29 @@ export declare class Mapping {
   residency(offset: number, length: number): NativeResidency
 }
 
+/** Streams relayed through kernel pipes. */
+export declare class RelayJob {
+  /** Duplicates every fd now and takes the relay's pipes from the pool. */
+  constructor(spec: RelaySpec)
+  /**
+   * Relays until about `budget` more bytes are delivered (Infinity: no limit), a chain finishes,
+   * or everything is done, waiting on readiness as needed.
+   */
+  step(budget: number): Promise<RelayProgress>
+  /**
+   * Wakes and ends a waiting or running step: "abort" (AbortSignal) or "destroyed" (a socket was
+   * destroyed in JavaScript). The first reason wins.
+   */
+  cancel(reason: string): void
+  /** Bytes delivered so far, per chain, per sink (also after a failure). */
+  get bytes(): Array<Array<number>>
+  /**
+   * Closes the job's fds and pipes if no step is running (a running step is cancelled and closes
+   * them when it ends).
+   */
+  close(): void
+}
+
 /** A file being sent into a socket. */
 export declare class SendJob {
   /**
@@ -304,6 +327,31 @@ export interface OpenedFile {
  */
 export declare function openFile(root: Buffer | undefined | null, path: Buffer, inlineLimit: number): Promise<OpenedFile>
 
+/** `pipe2(O_CLOEXEC [| O_NONBLOCK])`, then `F_SETPIPE_SZ` if a size is given, on the thread pool. */
+export declare function pipe(size?: number | undefined | null, nonblock?: boolean | undefined | null): Promise<PipeFds>
+
+/** A new pipe's two ends, owned by JavaScript from here on. */
+export interface PipeFds {
+  readFd: number
+  writeFd: number
+  /** The capacity in bytes (F_GETPIPE_SZ). */
+  size: number
+}
+
+/** How many pipes the relays' pool holds. */
+export declare function pipePoolStats(): PipePoolStats
+
+/** The relays' pipe pool, for tests and diagnostics. */
+export interface PipePoolStats {
+  /** Empty pipes waiting for reuse. */
+  idle: number
+  /** The most it keeps. */
+  maxIdle: number
+}
+
+/** `pipe2` on the calling thread. */
+export declare function pipeSync(size?: number | undefined | null, nonblock?: boolean | undefined | null): PipeFds
+
 /** `FICLONE` (or `FICLONERANGE` with a range) on the thread pool. */
 export declare function reflink(fdIn: number, fdOut: number, range?: ReflinkRange | undefined | null): Promise<void>
 
@@ -317,6 +365,34 @@ export interface ReflinkRange {
 
 /** `FICLONE` (or `FICLONERANGE` with a range) on the calling thread. */
 export declare function reflinkSync(fdIn: number, fdOut: number, range?: ReflinkRange | undefined | null): void
+
+/** One chain of a relay: indexes into `RelaySpec.fds`. */
+export interface RelayChain {
+  src: number
+  sinks: Array<number>
+  /** Bytes Node had already read from `src`: written to every sink first. */
+  head?: Buffer
+  /** At end of stream, shut down sinks that are sockets for writing. */
+  shutdown: boolean
+}
+
+/** Where a relay stands after a step. */
+export interface RelayProgress {
+  /** Bytes delivered, per chain, per sink. */
+  bytes: Array<Array<number>>
+  /** Which chains have reached end of stream and delivered everything. */
+  chainsDone: Array<boolean>
+  /** Every chain is done. */
+  done: boolean
+}
+
+/** The ends and chains of a relay, as the TS layer resolved them. */
+export interface RelaySpec {
+  /** Socket, pipe or file fds; duplicated when the job is created. */
+  fds: Array<number>
+  chains: Array<RelayChain>
+  pipeSize?: number
+}
 
 /** One `sendfile(2)` call on the thread pool. Resolves to the bytes moved (0 at end of file). */
 export declare function sendfile(outFd: number, inFd: number, offset: number | undefined | null, length: number): Promise<number>
@@ -345,8 +421,42 @@ export interface SendSpec {
   mechanism?: string
 }
 
+/** One `splice(2)` call on the thread pool. Resolves to the bytes moved (0 at end of input). */
+export declare function splice(fdIn: number, fdOut: number, call: SpliceCall): Promise<number>
+
+/** Options of one `splice` call, as the TS layer validated them. */
+export interface SpliceCall {
+  offsetIn?: number
+  offsetOut?: number
+  length: number
+  /** SPLICE_F_MORE */
+  more?: boolean
+  /** SPLICE_F_NONBLOCK */
+  nonblock?: boolean
+  /** SPLICE_F_MOVE */
+  move?: boolean
+}
+
+/** One `splice(2)` call on the calling thread. */
+export declare function spliceSync(fdIn: number, fdOut: number, call: SpliceCall): number
+
 /**
  * How many data-moving system calls (read, write, sendfile, copy_file_range, reflink, splice, tee,
  * vmsplice, mmap) this process has made through zerocopy, by family.
  */
 export declare function syscallCounts(): Record<string, number>
+
+/** One `tee(2)` call on the thread pool. Resolves to the bytes duplicated. */
+export declare function tee(fdIn: number, fdOut: number, length: number, nonblock?: boolean | undefined | null): Promise<number>
+
+/** One `tee(2)` call on the calling thread. */
+export declare function teeSync(fdIn: number, fdOut: number, length: number, nonblock?: boolean | undefined | null): number
+
+/**
+ * `vmsplice(2)` of a copy of `buffer` (at most the pipe's capacity) into a pipe, on the thread pool.
+ * The copy is made before this returns. Resolves to the bytes the pipe took.
+ */
+export declare function vmsplice(fd: number, buffer: Buffer, nonblock?: boolean | undefined | null): Promise<number>
+
+/** `vmsplice(2)` of a copy of `buffer` on the calling thread. */
+export declare function vmspliceSync(fd: number, buffer: Buffer, nonblock?: boolean | undefined | null): number

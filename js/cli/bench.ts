@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 
-import { alignedBuffer, capabilities, copyFile, mmap, openDirect, sendFile, type Capabilities, type CopyMechanism } from 'zerocopy';
+import { alignedBuffer, capabilities, copyFile, mmap, openDirect, pipe, sendFile, type Capabilities, type CopyMechanism } from 'zerocopy';
 
 import { renderHtml } from './bench-html.js';
 import { benchBinding } from './peer.js';
@@ -27,9 +27,9 @@ declare const ZEROCOPY_CLI_URL: string;
 const HELP = `Usage: zerocopy bench [--size MiB] [--runs N] [--quick] [--json] [--html FILE] [--dir DIR]
 
 Measures, on this machine, what each zero-copy path saves against the traditional read() + write():
-file -> socket (Node streams, a native read/write loop, mmap + write, sendfile, O_DIRECT), file ->
-file (read/write, copy_file_range, reflink) and socket -> socket (Node pipe), over loopback TCP to a
-sink in another process. Prints a table; the last lines say which path wins here and why.
+file -> socket (Node streams, a native read/write loop, mmap + write, sendfile, splice, O_DIRECT),
+file -> file (read/write, copy_file_range, reflink) and socket -> socket (Node pipe, splice), over
+loopback TCP to a sink in another process. Prints a table; the last lines say which path wins here and why.
 
 Options:
   --size MiB   bytes per path and run (default 256)
@@ -124,6 +124,10 @@ interface Prepared {
 }
 
 const COPY2: Model = { syscallsPerChunk: 2, userKernelSwitchesPerChunk: 4, cpuCopies: 2, dmaCopies: 2 };
+/** Two splice calls per chunk (into the pipe, out of it); the pages move by reference. */
+const SPLICE: Model = { syscallsPerChunk: 2, userKernelSwitchesPerChunk: 4, cpuCopies: 0, dmaCopies: 2 };
+
+const noSplice = (caps: Capabilities): string | undefined => (caps.splice ? undefined : 'this kernel or sandbox refuses splice(2)');
 
 /** Connects to the sink, lets `send` write into the socket, ends it and waits until the sink has read all. */
 async function toSink(ctx: Context, send: (socket: net.Socket) => Promise<Moved>): Promise<Moved> {
@@ -203,6 +207,23 @@ const PATHS: PathSpec[] = [
     run: (ctx) => toSink(ctx, async (socket) => ({ bytes: (await sendFile(socket, ctx.file)).bytes })),
   },
   {
+    id: 'splice',
+    group: 'file → socket',
+    name: 'splice (file → pipe → socket)',
+    mechanism: 'splice',
+    model: SPLICE,
+    unavailable: noSplice,
+    run: (ctx) =>
+      toSink(ctx, async (socket) => {
+        const fd = openSync(ctx.file, 'r');
+        try {
+          return { bytes: (await pipe(fd, socket, { end: false })).bytes };
+        } finally {
+          closeSync(fd);
+        }
+      }),
+  },
+  {
     id: 'direct',
     group: 'file → socket',
     name: 'O_DIRECT read() + write()',
@@ -258,6 +279,23 @@ const PATHS: PathSpec[] = [
       go();
       await closed;
       return { bytes: ctx.size, nodeCalls: 2 * chunks };
+    },
+  },
+  {
+    id: 'splice-relay',
+    group: 'socket → socket',
+    name: 'splice (socket → pipe → socket)',
+    mechanism: 'splice',
+    model: SPLICE,
+    unavailable: noSplice,
+    prepare: relay,
+    run: async (ctx, { a, b, go }) => {
+      if (!a || !b || !go) throw new Error('relay not prepared');
+      const closed = once(b, 'close');
+      go();
+      const { bytes } = await pipe(a, b);
+      await closed;
+      return { bytes };
     },
   },
 ];

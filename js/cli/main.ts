@@ -6,6 +6,7 @@ import { bench } from './bench.js';
 import { caps } from './caps.js';
 import { cp } from './cp.js';
 import { peer } from './peer.js';
+import { proxyCommand } from './proxy.js';
 import { serve } from './serve.js';
 import { UsageError } from './util.js';
 
@@ -18,6 +19,7 @@ Commands:
   bench            measure what each zero-copy path saves on this machine (npm start runs it)
   serve [DIR]      serve files over HTTP with sendfile
   cp SRC DST       copy a file with the cheapest mechanism (reflink, copy_file_range, ...)
+  proxy            relay TCP connections through kernel pipes (splice)
   caps [PATH]      what this kernel and the filesystem holding PATH support
 
 Run 'zerocopy <command> --help' for a command's options.
@@ -32,6 +34,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   bench,
   serve,
   cp,
+  proxy: proxyCommand,
   caps,
   '__bench-peer': peer,
 };

@@ -12,7 +12,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::Whence;
 
 use crate::error::{Error, Result};
-use crate::sys::file;
+use crate::sys::{file, socket};
 
 /// What happens to an fd's file position when the transfer ends.
 #[derive(Debug, Clone, Copy)]
@@ -87,5 +87,24 @@ pub(crate) fn settle(end: &End, moved: u64) {
     };
     if let Some(pos) = target {
         let _ = file::lseek(&end.fd, pos, Whence::SeekSet);
+    }
+}
+
+/// Makes a stream fd non-blocking for the length of a transfer, which then waits on readiness
+/// instead. Returns whether it was blocking, for [`restore_blocking`]. `O_NONBLOCK` belongs to the open
+/// file description, so the caller's fd (and its other duplicates) see the change meanwhile.
+pub(crate) fn nonblocking_while_used(fd: &OwnedFd) -> Result<bool> {
+    let blocking = !socket::is_nonblocking(fd)?;
+    if blocking {
+        file::set_nonblocking(fd, true)?;
+    }
+    Ok(blocking)
+}
+
+/// Gives an fd back the blocking mode [`nonblocking_while_used`] took away. Best effort: the fd is the
+/// caller's again and the transfer's outcome matters more.
+pub(crate) fn restore_blocking(fd: &OwnedFd, was_blocking: bool) {
+    if was_blocking {
+        let _ = file::set_nonblocking(fd, false);
     }
 }

@@ -38,6 +38,8 @@ pub mod error;
 #[cfg(target_os = "linux")]
 pub mod ready;
 #[cfg(target_os = "linux")]
+pub mod relay;
+#[cfg(target_os = "linux")]
 pub mod send;
 pub mod sys;
 

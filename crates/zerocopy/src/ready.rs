@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use tokio::io::unix::AsyncFd;
+use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
 use tokio::sync::watch;
 
@@ -87,17 +87,28 @@ impl Registered {
     /// Registers `fd` for read and write readiness with the current tokio runtime's reactor.
     /// Outside a runtime it fails with `EINVAL` instead of panicking.
     pub fn new(fd: OwnedFd) -> Result<Self> {
+        Self::try_new(fd).map_err(|(e, _)| e)
+    }
+
+    /// [`Registered::new`], handing `fd` back on failure — e.g. `EPERM` for a regular file, which
+    /// epoll refuses because it is always ready.
+    pub fn try_new(fd: OwnedFd) -> std::result::Result<Self, (Error, OwnedFd)> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(
-                Error::new(Errno::EINVAL, "epoll_ctl").with_detail("no async runtime to wait in")
-            );
+            let err =
+                Error::new(Errno::EINVAL, "epoll_ctl").with_detail("no async runtime to wait in");
+            return Err((err, fd));
         }
         // SAFETY: the AsyncFd owns the OwnedFd, so the fd stays open and refers to the same file
         // description for the AsyncFd's whole life, and OwnedFd::as_raw_fd always returns it.
-        let inner =
-            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }
-                .map_err(|e| io_error(e.into(), "epoll_ctl"))?;
-        Ok(Registered { inner })
+        match unsafe {
+            AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE)
+        } {
+            Ok(inner) => Ok(Registered { inner }),
+            Err(e) => {
+                let (fd, cause) = e.into_parts();
+                Err((io_error(cause, "epoll_ctl"), fd))
+            }
+        }
     }
 
     /// The registered fd.
@@ -115,23 +126,53 @@ impl Registered {
         self.when_ready(Interest::READABLE, op).await
     }
 
+    /// Resolves when the reactor reports `fd` readable. The report may be stale: run the operation
+    /// that answered `EAGAIN` and, if it answers `EAGAIN` again, [`Ready::clear`] it.
+    pub async fn readable(&self) -> Result<Ready<'_>> {
+        self.ready(Interest::READABLE).await
+    }
+
+    /// Resolves when the reactor reports `fd` writable; see [`Registered::readable`].
+    pub async fn writable(&self) -> Result<Ready<'_>> {
+        self.ready(Interest::WRITABLE).await
+    }
+
+    async fn ready(&self, interest: Interest) -> Result<Ready<'_>> {
+        let guard = self
+            .inner
+            .ready(interest)
+            .await
+            .map_err(|e| io_error(e, "epoll_wait"))?;
+        Ok(Ready { guard })
+    }
+
     async fn when_ready<T>(
         &self,
         interest: Interest,
         mut op: impl FnMut(&OwnedFd) -> Result<T>,
     ) -> Result<T> {
         loop {
-            let mut guard = self
-                .inner
-                .ready(interest)
-                .await
-                .map_err(|e| io_error(e, "epoll_wait"))?;
+            let ready = self.ready(interest).await?;
             match op(self.inner.get_ref()) {
                 // The readiness was stale: forget it and sleep until the kernel reports it again.
-                Err(e) if e.errno() == Errno::EAGAIN => guard.clear_ready(),
+                Err(e) if e.errno() == Errno::EAGAIN => ready.clear(),
                 other => return other,
             }
         }
+    }
+}
+
+/// A readiness report from the reactor (see [`Registered::readable`]).
+#[derive(Debug)]
+pub struct Ready<'a> {
+    guard: AsyncFdReadyGuard<'a, OwnedFd>,
+}
+
+impl Ready<'_> {
+    /// The operation answered `EAGAIN` after all: forget the report, so the next wait sleeps until
+    /// the kernel reports readiness again instead of returning at once.
+    pub fn clear(mut self) {
+        self.guard.clear_ready();
     }
 }
 

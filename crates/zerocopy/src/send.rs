@@ -15,7 +15,9 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag};
 
 use crate::copy::Source;
-use crate::endpoint::{open_nonblocking, settle, start_of, End};
+use crate::endpoint::{
+    nonblocking_while_used, open_nonblocking, restore_blocking, settle, start_of, End,
+};
 use crate::error::{Error, Result};
 use crate::ready::{Cancel, CancelReason, Registered};
 use crate::sys::{file, sendfile, socket};
@@ -159,10 +161,7 @@ impl SendFile {
         }
         let owned = path.is_some();
         let (start, position) = start_of(&file_fd, offset, owned, SYSCALL).map_err(with_path)?;
-        let restore_blocking = !socket::is_nonblocking(&socket)?;
-        if restore_blocking {
-            file::set_nonblocking(&socket, true)?;
-        }
+        let restore_blocking = nonblocking_while_used(&socket)?;
         let known = st.st_size > 0;
         let limit = if known {
             let available = (st.st_size as u64).saturating_sub(start.unwrap_or(0) as u64);
@@ -396,10 +395,7 @@ impl SendFile {
         }
         self.finished = true;
         settle(&self.io.file, self.moved);
-        if self.restore_blocking {
-            // Best effort: the fd is the caller's again and the send's outcome matters more.
-            let _ = file::set_nonblocking(&self.io.socket, false);
-        }
+        restore_blocking(&self.io.socket, self.restore_blocking);
     }
 }
 

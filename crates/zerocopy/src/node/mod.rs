@@ -30,8 +30,12 @@ mod probe;
 #[cfg(target_os = "linux")]
 mod reflink;
 #[cfg(target_os = "linux")]
+mod relay;
+#[cfg(target_os = "linux")]
 mod send;
 #[cfg(target_os = "linux")]
 mod sendfile;
+#[cfg(target_os = "linux")]
+mod splice;
 #[cfg(target_os = "linux")]
 mod task;

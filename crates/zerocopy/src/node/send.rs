@@ -12,7 +12,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use super::error::{invalid, to_napi};
-use super::task::{to_js_number, to_u64, Blocking};
+use super::task::{budget_of, cancel_reason, to_js_number, to_u64, Blocking};
 use crate::copy::Source;
 use crate::ready::{Cancel, CancelReason};
 use crate::send::{Attempt, SendFile};
@@ -140,14 +140,6 @@ async fn step(
     report(&mut guard, bytes, result)
 }
 
-fn budget_of(budget: f64) -> u64 {
-    if budget.is_finite() && budget >= 1.0 {
-        budget as u64
-    } else {
-        u64::MAX
-    }
-}
-
 #[napi]
 impl SendJob {
     /// Duplicates the socket fd (and a file fd) now. An fd source is examined at once (fstat, no disk
@@ -247,10 +239,7 @@ impl SendJob {
     /// destroyed in JavaScript). The first reason wins.
     #[napi]
     pub fn cancel(&self, reason: String) {
-        self.cancel.cancel(match reason.as_str() {
-            "destroyed" => CancelReason::Destroyed,
-            _ => CancelReason::Aborted,
-        });
+        self.cancel.cancel(cancel_reason(&reason));
     }
 
     /// Bytes that reached the socket so far (also after a failure).

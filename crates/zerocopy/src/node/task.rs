@@ -41,3 +41,20 @@ pub(crate) fn to_u64(value: i64, what: &'static str) -> napi::Result<u64> {
 pub(crate) fn to_js_number(value: u64) -> f64 {
     value as f64
 }
+
+/// A step budget from JavaScript: a byte count, or anything else (Infinity) for "no limit".
+pub(crate) fn budget_of(budget: f64) -> u64 {
+    if budget.is_finite() && budget >= 1.0 {
+        budget as u64
+    } else {
+        u64::MAX
+    }
+}
+
+/// Why JavaScript cancels a job: "destroyed" (a socket was destroyed), anything else an abort.
+pub(crate) fn cancel_reason(reason: &str) -> crate::ready::CancelReason {
+    match reason {
+        "destroyed" => crate::ready::CancelReason::Destroyed,
+        _ => crate::ready::CancelReason::Aborted,
+    }
+}

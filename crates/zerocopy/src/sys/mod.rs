@@ -24,3 +24,5 @@ pub mod sendfile;
 pub mod sigbus;
 #[cfg(target_os = "linux")]
 pub mod socket;
+#[cfg(target_os = "linux")]
+pub mod splice;

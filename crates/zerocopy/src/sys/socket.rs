@@ -41,3 +41,15 @@ pub fn probe_send(fd: impl AsFd) -> Result<()> {
         Err(e) => Err(e).syscall("send"),
     }
 }
+
+/// `shutdown(fd, SHUT_WR)`: sends a FIN after the bytes already queued; the peer reads end of stream,
+/// and reading from `fd` goes on. A socket that is no longer connected (`ENOTCONN`) counts as done.
+#[doc(alias = "shutdown")]
+pub fn shutdown_write(fd: impl AsFd) -> Result<()> {
+    // SAFETY: shutdown takes no pointers; a bad fd is reported as EBADF.
+    let ret = unsafe { libc::shutdown(fd.as_fd().as_raw_fd(), libc::SHUT_WR) };
+    match Errno::result(ret) {
+        Ok(_) | Err(Errno::ENOTCONN) => Ok(()),
+        Err(e) => Err(e).syscall("shutdown"),
+    }
+}

@@ -1,0 +1,176 @@
+//! `RelayJob`: the engine behind `pipe`, `proxy` and `teeTo`. Steps run on napi-rs's tokio runtime,
+//! so a relay waiting for a quiet or slow peer holds no libuv pool thread; `cancel()` wakes it.
+
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::{Buffer, PromiseRaw};
+use napi::Env;
+use napi_derive::napi;
+
+use super::error::to_napi;
+use super::task::{budget_of, cancel_reason, to_js_number};
+use crate::ready::{Cancel, CancelReason};
+use crate::relay::{ChainSpec, Relay};
+use crate::sys::file;
+
+/// One chain of a relay: indexes into `RelaySpec.fds`.
+#[napi(object)]
+pub struct RelayChain {
+    pub src: u32,
+    pub sinks: Vec<u32>,
+    /// Bytes Node had already read from `src`: written to every sink first.
+    pub head: Option<Buffer>,
+    /// At end of stream, shut down sinks that are sockets for writing.
+    pub shutdown: bool,
+}
+
+/// The ends and chains of a relay, as the TS layer resolved them.
+#[napi(object)]
+pub struct RelaySpec {
+    /// Socket, pipe or file fds; duplicated when the job is created.
+    pub fds: Vec<i32>,
+    pub chains: Vec<RelayChain>,
+    pub pipe_size: Option<u32>,
+}
+
+/// Where a relay stands after a step.
+#[napi(object)]
+pub struct RelayProgress {
+    /// Bytes delivered, per chain, per sink.
+    pub bytes: Vec<Vec<f64>>,
+    /// Which chains have reached end of stream and delivered everything.
+    pub chains_done: Vec<bool>,
+    /// Every chain is done.
+    pub done: bool,
+}
+
+/// Streams relayed through kernel pipes.
+#[napi]
+pub struct RelayJob {
+    /// `None` once the relay has ended and let go of its fds and pipes.
+    relay: Arc<tokio::sync::Mutex<Option<Relay>>>,
+    cancel: Cancel,
+    bytes: Arc<Mutex<Vec<Vec<u64>>>>,
+}
+
+fn ended() -> crate::Error {
+    crate::Error::custom(
+        "ERR_STREAM_DESTROYED",
+        nix::errno::Errno::EBADF,
+        "splice",
+        "the relay was closed",
+    )
+}
+
+fn counts(relay: &Relay) -> Vec<Vec<u64>> {
+    (0..relay.chains()).map(|c| relay.bytes(c)).collect()
+}
+
+async fn step(
+    state: &tokio::sync::Mutex<Option<Relay>>,
+    cancel: &Cancel,
+    bytes: &Mutex<Vec<Vec<u64>>>,
+    budget: u64,
+) -> crate::Result<RelayProgress> {
+    let mut guard = state.lock().await;
+    let Some(relay) = guard.as_mut() else {
+        return Err(ended());
+    };
+    let result = relay.step(budget, cancel).await;
+    let now = counts(relay);
+    let chains_done = (0..relay.chains())
+        .map(|c| relay.is_chain_done(c))
+        .collect();
+    *bytes.lock().unwrap_or_else(|p| p.into_inner()) = now.clone();
+    if !matches!(result, Ok(false)) {
+        // Finished or failed: close our duplicates and pipes now, not at garbage collection.
+        *guard = None;
+    }
+    result.map(|done| RelayProgress {
+        bytes: now
+            .into_iter()
+            .map(|c| c.into_iter().map(to_js_number).collect())
+            .collect(),
+        chains_done,
+        done,
+    })
+}
+
+#[napi]
+impl RelayJob {
+    /// Duplicates every fd now and takes the relay's pipes from the pool.
+    #[napi(constructor)]
+    pub fn new(spec: RelaySpec) -> napi::Result<Self> {
+        let fds = spec
+            .fds
+            .iter()
+            .map(|&fd| file::dup_raw(fd))
+            .collect::<crate::Result<Vec<_>>>()
+            .map_err(to_napi)?;
+        let chains = spec
+            .chains
+            .into_iter()
+            .map(|c| ChainSpec {
+                src: c.src as usize,
+                sinks: c.sinks.into_iter().map(|s| s as usize).collect(),
+                head: c.head.map(|h| h.to_vec()).unwrap_or_default(),
+                shutdown: c.shutdown,
+            })
+            .collect();
+        let relay = Relay::new(fds, chains, spec.pipe_size.map(|s| s as usize)).map_err(to_napi)?;
+        let bytes = counts(&relay);
+        Ok(RelayJob {
+            relay: Arc::new(tokio::sync::Mutex::new(Some(relay))),
+            cancel: Cancel::new(),
+            bytes: Arc::new(Mutex::new(bytes)),
+        })
+    }
+
+    /// Relays until about `budget` more bytes are delivered (Infinity: no limit), a chain finishes,
+    /// or everything is done, waiting on readiness as needed.
+    #[napi(ts_return_type = "Promise<RelayProgress>")]
+    pub fn step<'env>(
+        &self,
+        env: &'env Env,
+        budget: f64,
+    ) -> napi::Result<PromiseRaw<'env, RelayProgress>> {
+        let (state, cancel, bytes) = (
+            Arc::clone(&self.relay),
+            self.cancel.clone(),
+            Arc::clone(&self.bytes),
+        );
+        let budget = budget_of(budget);
+        env.spawn_future(
+            async move { step(&state, &cancel, &bytes, budget).await.map_err(to_napi) },
+        )
+    }
+
+    /// Wakes and ends a waiting or running step: "abort" (AbortSignal) or "destroyed" (a socket was
+    /// destroyed in JavaScript). The first reason wins.
+    #[napi]
+    pub fn cancel(&self, reason: String) {
+        self.cancel.cancel(cancel_reason(&reason));
+    }
+
+    /// Bytes delivered so far, per chain, per sink (also after a failure).
+    #[napi(getter)]
+    pub fn bytes(&self) -> Vec<Vec<f64>> {
+        self.bytes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|c| c.iter().copied().map(to_js_number).collect())
+            .collect()
+    }
+
+    /// Closes the job's fds and pipes if no step is running (a running step is cancelled and closes
+    /// them when it ends).
+    #[napi]
+    pub fn close(&self) {
+        if let Ok(mut guard) = self.relay.try_lock() {
+            *guard = None;
+        } else {
+            self.cancel.cancel(CancelReason::Aborted);
+        }
+    }
+}

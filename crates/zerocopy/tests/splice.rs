@@ -1,0 +1,664 @@
+//! splice, tee, vmsplice and pipes (src/sys/splice.rs), and the relay engine (src/relay.rs), on real
+//! sockets: Unix socket pairs and TCP on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{IoSlice, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use zerocopy_io::ready::{Cancel, CancelReason};
+use zerocopy_io::relay::{ChainSpec, Relay};
+use zerocopy_io::sys::splice::{self, Pipe, PipePool, SpliceFlags};
+use zerocopy_io::sys::{file, socket};
+use zerocopy_io::Errno;
+
+const NONBLOCK: SpliceFlags = SpliceFlags::SPLICE_F_NONBLOCK;
+
+/// The tests of this file run one at a time: two of them count the process's fds, which the others
+/// open and close.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn dup(fd: impl AsFd) -> OwnedFd {
+    file::dup_cloexec(fd.as_fd()).unwrap()
+}
+
+fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (server, client)
+}
+
+/// Writes `data` to `stream` (then shuts it down for writing) on a thread.
+fn feed(mut stream: TcpStream, data: Vec<u8>) -> std::thread::JoinHandle<TcpStream> {
+    std::thread::spawn(move || {
+        stream.write_all(&data).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        stream
+    })
+}
+
+/// Reads `stream` to EOF on a thread.
+fn drain(mut stream: TcpStream) -> std::thread::JoinHandle<(Vec<u8>, TcpStream)> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).unwrap();
+        (out, stream)
+    })
+}
+
+fn run_to_end(relay: &mut Relay) {
+    runtime().block_on(async { while !relay.step(u64::MAX, &Cancel::new()).await.unwrap() {} });
+}
+
+// ---- system calls ----------------------------------------------------------------------------
+
+#[test]
+fn splice_moves_socket_bytes_through_a_pipe_and_tee_duplicates_them() {
+    let _serial = serial();
+    let (mut a, a_peer) = UnixStream::pair().unwrap();
+    let (b, mut b_peer) = UnixStream::pair().unwrap();
+    let data = pattern(100_000, 1);
+    a.write_all(&data).unwrap();
+    let pipe = Pipe::new(1 << 20).unwrap();
+    let copy = Pipe::new(1 << 20).unwrap();
+    let mut moved = 0;
+    while moved < data.len() {
+        moved += splice::splice(&a_peer, None, pipe.writer(), None, 1 << 20, NONBLOCK).unwrap();
+    }
+    assert_eq!(pipe.queued().unwrap(), data.len());
+    // tee leaves the source pipe as it was.
+    assert_eq!(
+        splice::tee(pipe.reader(), copy.writer(), usize::MAX, NONBLOCK).unwrap(),
+        data.len()
+    );
+    assert_eq!(pipe.queued().unwrap(), data.len());
+    assert_eq!(copy.queued().unwrap(), data.len());
+    let mut out = 0;
+    while out < data.len() {
+        out += splice::splice(
+            pipe.reader(),
+            None,
+            &b,
+            None,
+            data.len(),
+            SpliceFlags::empty(),
+        )
+        .unwrap();
+    }
+    let mut got = vec![0; data.len()];
+    b_peer.read_exact(&mut got).unwrap();
+    assert_eq!(got, data);
+    let mut teed = vec![0; data.len()];
+    let mut r = std::fs::File::from(dup(copy.reader()));
+    r.read_exact(&mut teed).unwrap();
+    assert_eq!(teed, data);
+    // An empty non-blocking pipe answers EAGAIN; with offsets a file end reads where it is told.
+    let err = splice::splice(pipe.reader(), None, &b, None, 10, NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::EAGAIN);
+    let dir = disk_dir();
+    let (path, bytes) = make_file(dir.path(), "f", 5000, 2);
+    let f = open_read(&path);
+    let mut off = 1000i64;
+    let n = splice::splice(&f, Some(&mut off), pipe.writer(), None, 3000, NONBLOCK).unwrap();
+    assert_eq!((n, off), (3000, 4000));
+    let mut back = vec![0; 3000];
+    std::fs::File::from(dup(pipe.reader()))
+        .read_exact(&mut back)
+        .unwrap();
+    assert_eq!(back, bytes[1000..4000]);
+}
+
+#[test]
+fn vmsplice_copy_is_immune_to_later_changes_of_the_buffer_and_raw_vmsplice_is_not() {
+    let _serial = serial();
+    let (b, mut b_peer) = UnixStream::pair().unwrap();
+    let original = pattern(3 * 4096 + 5, 3);
+    // The safe form: change the buffer while the bytes sit in the pipe, and again after they have
+    // moved on into a socket the peer has not read yet.
+    let mut buf = original.clone();
+    let pipe = Pipe::new(1 << 20).unwrap();
+    assert_eq!(
+        splice::vmsplice_copy(pipe.writer(), &buf, NONBLOCK).unwrap(),
+        buf.len()
+    );
+    buf.iter_mut().for_each(|x| *x = 0xAA);
+    assert_eq!(
+        splice::splice(pipe.reader(), None, &b, None, buf.len(), NONBLOCK).unwrap(),
+        buf.len()
+    );
+    buf.iter_mut().for_each(|x| *x = 0xBB);
+    let mut got = vec![0; original.len()];
+    b_peer.read_exact(&mut got).unwrap();
+    assert_eq!(got, original);
+
+    // Why the copy: the raw call hands the pipe references to the buffer's own pages, and a change
+    // made after the bytes left the pipe still reaches the peer.
+    let mut raw = original.clone();
+    // SAFETY: deliberately broken below, to show the hazard; the bytes are only compared.
+    let n = unsafe { splice::vmsplice(pipe.writer(), &[IoSlice::new(&raw)], NONBLOCK) }.unwrap();
+    assert_eq!(n, raw.len());
+    splice::splice(pipe.reader(), None, &b, None, n, NONBLOCK).unwrap();
+    raw[0] ^= 0xFF;
+    b_peer.read_exact(&mut got).unwrap();
+    assert_eq!(got[0], original[0] ^ 0xFF, "the peer read the later change");
+
+    // A pipe takes at most its capacity per call; the copy is cut to fit.
+    let small = Pipe::new(4096).unwrap();
+    let big = pattern(small.size() * 3, 4);
+    assert_eq!(
+        splice::vmsplice_copy(small.writer(), &big, NONBLOCK).unwrap(),
+        small.size()
+    );
+    let err = splice::vmsplice_copy(small.writer(), &big, NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::EAGAIN);
+    // A non-blocking pipe answers EAGAIN without the flag too (the kernel alone would wait).
+    let empty = SpliceFlags::empty();
+    assert_eq!(
+        splice::vmsplice_copy(small.writer(), &big, empty)
+            .unwrap_err()
+            .errno(),
+        Errno::EAGAIN
+    );
+    assert_eq!(
+        splice::vmsplice_copy(small.writer(), &[], NONBLOCK).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn bad_input_gets_a_precise_error() {
+    let _serial = serial();
+    let (a, b) = UnixStream::pair().unwrap();
+    let pipe = Pipe::new(65536).unwrap();
+    // Neither end a pipe.
+    let err = splice::splice(&a, None, &b, None, 10, NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL);
+    assert!(
+        err.to_string().contains("splice needs a pipe at one end"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("is a socket"), "{err}");
+    // tee with a socket.
+    let err = splice::tee(pipe.reader(), &a, 10, NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL);
+    assert!(
+        err.to_string()
+            .contains("tee needs a pipe at both ends: the output is a socket"),
+        "{err}"
+    );
+    // A pipe into itself.
+    let err = splice::tee(pipe.reader(), pipe.writer(), 10, NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL);
+    assert!(err.to_string().contains("same pipe"), "{err}");
+    // An offset for a pipe.
+    let mut off = 0;
+    let err = splice::splice(pipe.reader(), Some(&mut off), &a, None, 10, NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::ESPIPE);
+    // vmsplice: not a pipe, and the read end.
+    let err = splice::vmsplice_copy(&a, b"x", NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::EINVAL);
+    assert!(
+        err.to_string().contains("vmsplice writes into a pipe"),
+        "{err}"
+    );
+    let err = splice::vmsplice_copy(pipe.reader(), b"x", NONBLOCK).unwrap_err();
+    assert_eq!(err.errno(), Errno::EBADF);
+    assert!(err.to_string().contains("read end"), "{err}");
+    // Closed fds.
+    let closed = dup(&a);
+    let raw = closed.as_raw_fd();
+    drop(closed);
+    // SAFETY: the number is closed; the kernel answers EBADF without touching anything.
+    let gone = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+    assert_eq!(
+        splice::splice(gone, None, pipe.writer(), None, 1, NONBLOCK)
+            .unwrap_err()
+            .errno(),
+        Errno::EBADF
+    );
+    assert_eq!(
+        splice::tee(gone, pipe.writer(), 1, NONBLOCK)
+            .unwrap_err()
+            .errno(),
+        Errno::EBADF
+    );
+    assert_eq!(
+        splice::vmsplice_copy(gone, b"x", NONBLOCK)
+            .unwrap_err()
+            .errno(),
+        Errno::EBADF
+    );
+    assert_eq!(splice::pipe_size(&a).unwrap_err().errno(), Errno::EINVAL);
+}
+
+#[test]
+fn pipes_are_sized_up_to_pipe_max_size() {
+    let _serial = serial();
+    let max = splice::pipe_max_size();
+    let pipe = Pipe::new(1 << 20).unwrap();
+    assert_eq!(pipe.size(), (1 << 20).min(max));
+    assert_eq!(splice::pipe_size(pipe.reader()).unwrap(), pipe.size());
+    let mut pipe = Pipe::new(usize::MAX).unwrap();
+    assert_eq!(pipe.size(), max, "capped at pipe-max-size");
+    assert_eq!(pipe.resize(4096).unwrap(), 4096);
+    assert!(file::status_flags(pipe.reader())
+        .unwrap()
+        .contains(nix::fcntl::OFlag::O_NONBLOCK));
+    // A pipe holding more than the new size cannot shrink.
+    let data = pattern(8192, 5);
+    let mut pipe = Pipe::new(65536).unwrap();
+    std::fs::File::from(dup(pipe.writer()))
+        .write_all(&data)
+        .unwrap();
+    assert_eq!(pipe.resize(4096).unwrap_err().errno(), Errno::EBUSY);
+}
+
+/// Unprivileged users over `pipe-user-pages-soft` get EPERM from F_SETPIPE_SZ: the pipe keeps a
+/// smaller size instead of failing. Runs itself as `nobody` in a child process when run as root.
+#[test]
+fn over_the_users_pipe_quota_pipes_shrink_instead_of_failing() {
+    let _serial = serial();
+    if std::env::var_os("ZEROCOPY_PIPE_QUOTA_CHILD").is_some() {
+        let mut pipes = Vec::new();
+        for _ in 0..200 {
+            pipes.push(Pipe::new(1 << 20).unwrap());
+        }
+        let sizes: Vec<usize> = pipes.iter().map(Pipe::size).collect();
+        assert_eq!(sizes[0], (1 << 20).min(splice::pipe_max_size()));
+        assert!(
+            sizes.iter().any(|&s| s < sizes[0]),
+            "the quota was never reached: {sizes:?}"
+        );
+        return;
+    }
+    if !is_root() {
+        eprintln!("skipped: needs root to run a child as nobody");
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().unwrap();
+    let status = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "over_the_users_pipe_quota_pipes_shrink_instead_of_failing",
+            "--nocapture",
+        ])
+        .env("ZEROCOPY_PIPE_QUOTA_CHILD", "1")
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .unwrap();
+    assert!(status.success(), "child as nobody: {status}");
+}
+
+#[test]
+fn the_pool_keeps_only_empty_pipes_and_no_more_than_its_bound() {
+    let _serial = serial();
+    let pool = PipePool::new(2);
+    let before = open_fds();
+    let (p1, p2, p3) = (
+        pool.take(65536).unwrap(),
+        pool.take(65536).unwrap(),
+        pool.take(65536).unwrap(),
+    );
+    assert_eq!(open_fds(), before + 6);
+    std::fs::File::from(dup(p1.writer()))
+        .write_all(b"left over")
+        .unwrap();
+    pool.give(p1); // not empty: closed
+    assert_eq!(pool.idle(), 0);
+    pool.give(p2);
+    pool.give(p3);
+    assert_eq!(pool.idle(), 2);
+    pool.give(pool.take(65536).unwrap());
+    pool.give(Pipe::new(65536).unwrap()); // over the bound: closed
+    assert_eq!(pool.idle(), 2);
+    assert_eq!(open_fds(), before + 4);
+    // A pooled pipe is resized to what the next taker asks for.
+    let p = pool.take(4096).unwrap();
+    assert_eq!(p.size(), 4096);
+    pool.give(p);
+    pool.clear();
+    assert_eq!(open_fds(), before);
+}
+
+// ---- the relay -------------------------------------------------------------------------------
+
+#[test]
+fn pipe_relays_every_size_intact_and_shuts_the_sink_down() {
+    let _serial = serial();
+    for size in [0usize, 1, 65_537, 16 << 20] {
+        let (src, src_peer) = tcp_pair();
+        let (dst, dst_peer) = tcp_pair();
+        let data = pattern(size, size as u64);
+        let writer = feed(src_peer, data.clone());
+        let reader = drain(dst_peer);
+        let mut relay = Relay::pipe(dup(&src), dup(&dst)).unwrap();
+        run_to_end(&mut relay);
+        assert_eq!(relay.bytes(0), vec![size as u64]);
+        assert!(relay.is_finished() && relay.is_chain_done(0));
+        let (got, _) = reader.join().unwrap(); // EOF: the relay shut the sink down
+        assert_eq!(got.len(), size);
+        assert!(got == data, "size {size}");
+        writer.join().unwrap();
+    }
+}
+
+#[test]
+fn proxy_relays_both_directions_with_half_close() {
+    let _serial = serial();
+    let (a, a_peer) = tcp_pair();
+    let (b, b_peer) = tcp_pair();
+    let up = pattern(5 << 20, 7);
+    let down = pattern(3 << 20, 8);
+    // a's peer sends and half-closes at once; b's peer answers only after it has read everything.
+    let a_side = {
+        let up = up.clone();
+        std::thread::spawn(move || {
+            let mut s = a_peer;
+            s.write_all(&up).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            got
+        })
+    };
+    let b_side = {
+        let down = down.clone();
+        std::thread::spawn(move || {
+            let mut s = b_peer;
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            s.write_all(&down).unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            got
+        })
+    };
+    let mut relay = Relay::proxy(dup(&a), dup(&b)).unwrap();
+    let rt = runtime();
+    let mut first_done = None;
+    rt.block_on(async {
+        while !relay.step(u64::MAX, &Cancel::new()).await.unwrap() {
+            if first_done.is_none() {
+                first_done = (0..2).find(|&c| relay.is_chain_done(c));
+            }
+        }
+    });
+    assert_eq!(
+        first_done,
+        Some(0),
+        "a → b ended first, while b → a went on"
+    );
+    assert_eq!(relay.bytes(0), vec![up.len() as u64]);
+    assert_eq!(relay.bytes(1), vec![down.len() as u64]);
+    assert!(b_side.join().unwrap() == up);
+    assert!(a_side.join().unwrap() == down);
+}
+
+#[test]
+fn head_bytes_reach_each_sink_before_spliced_bytes() {
+    let _serial = serial();
+    let (src, src_peer) = tcp_pair();
+    let (d1, d1_peer) = tcp_pair();
+    let (d2, d2_peer) = tcp_pair();
+    let data = pattern(2 << 20, 9);
+    let writer = feed(src_peer, data.clone());
+    let (r1, r2) = (drain(d1_peer), drain(d2_peer));
+    let chain = ChainSpec {
+        src: 0,
+        sinks: vec![1, 2],
+        head: b"already read by Node|".to_vec(),
+        shutdown: true,
+    };
+    let mut relay = Relay::new(
+        vec![dup(&src), dup(&d1), dup(&d2)],
+        vec![chain],
+        Some(65536),
+    )
+    .unwrap();
+    assert_eq!(relay.pipe_sizes(0), vec![65536, 65536]);
+    run_to_end(&mut relay);
+    let mut expected = b"already read by Node|".to_vec();
+    expected.extend_from_slice(&data);
+    assert!(r1.join().unwrap().0 == expected);
+    assert!(r2.join().unwrap().0 == expected);
+    assert_eq!(relay.bytes(0), vec![expected.len() as u64; 2]);
+    writer.join().unwrap();
+}
+
+fn set_buffer(sock: &impl AsRawFd, option: libc::c_int, bytes: libc::c_int) {
+    // SAFETY: a valid socket and an int option of the size passed.
+    let ret = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            std::ptr::addr_of!(bytes).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    assert_eq!(ret, 0);
+}
+
+#[test]
+fn tee_keeps_both_sinks_equal_when_one_reads_slowly_and_memory_stays_bounded() {
+    let _serial = serial();
+    let (src, src_peer) = tcp_pair();
+    let (fast, fast_peer) = tcp_pair();
+    let (slow, slow_peer) = tcp_pair();
+    // Small socket buffers on the slow path, so a stalled reader stops the relay quickly.
+    set_buffer(&slow, libc::SO_SNDBUF, 64 << 10);
+    set_buffer(&slow_peer, libc::SO_RCVBUF, 64 << 10);
+    let data = pattern(24 << 20, 10);
+    let writer = feed(src_peer, data.clone());
+    let fast_count = Arc::new(AtomicU64::new(0));
+    let fast_reader = {
+        let count = Arc::clone(&fast_count);
+        std::thread::spawn(move || {
+            let mut s = fast_peer;
+            let (mut out, mut buf) = (Vec::new(), vec![0; 1 << 16]);
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    return out;
+                }
+                out.extend_from_slice(&buf[..n]);
+                count.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        })
+    };
+    let slow_reader = {
+        let count = Arc::clone(&fast_count);
+        std::thread::spawn(move || {
+            let mut s = slow_peer;
+            // Read nothing for a while: the relay must stop taking bytes from the source, so the fast
+            // sink stops receiving too.
+            std::thread::sleep(Duration::from_millis(500));
+            let stalled_at = count.load(Ordering::Relaxed);
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            (out, stalled_at)
+        })
+    };
+    let mut relay = Relay::tee(dup(&src), vec![dup(&fast), dup(&slow)]).unwrap();
+    let pipes: usize = relay.pipe_sizes(0).iter().sum();
+    run_to_end(&mut relay);
+    let fast_got = fast_reader.join().unwrap();
+    let (slow_got, stalled_at) = slow_reader.join().unwrap();
+    writer.join().unwrap();
+    assert!(fast_got == data);
+    assert!(slow_got == data);
+    // The slow path's socket buffers (a few hundred KiB) and the two pipes: nothing more was taken.
+    let bound = pipes as u64 + (1 << 20);
+    assert!(
+        stalled_at <= bound,
+        "{stalled_at} bytes relayed while the slow sink read nothing (bound {bound})"
+    );
+}
+
+#[test]
+fn a_reset_peer_ends_the_relay_with_its_error_and_the_bytes_so_far() {
+    let _serial = serial();
+    for reset_source in [true, false] {
+        let (a, a_peer) = tcp_pair();
+        let (b, b_peer) = tcp_pair();
+        let rt = runtime();
+        let killer = std::thread::spawn(move || {
+            let (mut a_peer, mut b_peer) = (a_peer, b_peer);
+            let chunk = vec![7u8; 1 << 20];
+            for _ in 0..4 {
+                a_peer.write_all(&chunk).unwrap();
+            }
+            let mut got = vec![0; 1 << 20];
+            b_peer.read_exact(&mut got).unwrap();
+            // SO_LINGER 0 then close: an RST instead of a FIN.
+            let victim = if reset_source { &a_peer } else { &b_peer };
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: a valid socket and a linger struct of the size passed.
+            unsafe {
+                libc::setsockopt(
+                    victim.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    std::ptr::addr_of!(linger).cast(),
+                    std::mem::size_of::<libc::linger>() as u32,
+                )
+            };
+            drop((a_peer, b_peer));
+        });
+        let mut relay = Relay::proxy(dup(&a), dup(&b)).unwrap();
+        let err = rt.block_on(async {
+            loop {
+                match relay.step(u64::MAX, &Cancel::new()).await {
+                    Ok(true) => panic!("the relay should have failed"),
+                    Ok(false) => continue,
+                    Err(e) => break e,
+                }
+            }
+        });
+        killer.join().unwrap();
+        assert!(
+            matches!(err.errno(), Errno::ECONNRESET | Errno::EPIPE),
+            "reset_source {reset_source}: {err}"
+        );
+        let ab = relay.bytes(0)[0];
+        assert!((1 << 20..=4 << 20).contains(&ab), "{ab}");
+        assert!(relay.is_finished());
+    }
+}
+
+#[test]
+fn cancel_wakes_a_relay_waiting_on_a_silent_source_and_names_the_cause() {
+    let _serial = serial();
+    let rt = runtime();
+    let (a, _a_peer) = tcp_pair();
+    let (b, _b_peer) = tcp_pair();
+    let mut relay = Relay::proxy(dup(&a), dup(&b)).unwrap();
+    let cancel = Cancel::new();
+    let started = Instant::now();
+    let err = rt.block_on(async {
+        let canceller = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            canceller.cancel(CancelReason::Aborted);
+        });
+        relay.step(u64::MAX, &cancel).await.unwrap_err()
+    });
+    assert_eq!(err.code(), "ABORT_ERR");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Destroyed on the JS side while both connections are fine.
+    let mut relay = Relay::proxy(dup(&a), dup(&b)).unwrap();
+    let cancel = Cancel::new();
+    cancel.cancel(CancelReason::Destroyed);
+    let err = rt.block_on(relay.step(u64::MAX, &cancel)).unwrap_err();
+    assert_eq!(err.code(), "ERR_STREAM_DESTROYED");
+}
+
+#[test]
+fn budgets_bound_each_step_and_blocking_fds_get_their_mode_back() {
+    let _serial = serial();
+    let (src, src_peer) = UnixStream::pair().unwrap();
+    let (dst, mut dst_peer) = UnixStream::pair().unwrap();
+    assert!(!socket::is_nonblocking(&src).unwrap());
+    let data = pattern(8 << 20, 11);
+    let writer = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut s = src_peer;
+            s.write_all(&data).unwrap();
+        })
+    };
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        dst_peer.read_to_end(&mut out).unwrap();
+        out
+    });
+    let mut relay = Relay::pipe(dup(&src), dup(&dst)).unwrap();
+    assert!(
+        socket::is_nonblocking(&src).unwrap(),
+        "non-blocking while relayed"
+    );
+    let rt = runtime();
+    let mut steps = 0;
+    rt.block_on(async {
+        while !relay.step(1 << 20, &Cancel::new()).await.unwrap() {
+            steps += 1;
+        }
+    });
+    // A step ends once its budget is used: at most a pipe (1 MiB) past it.
+    assert!(steps >= 4, "{steps} steps of about 1 MiB");
+    assert!(!socket::is_nonblocking(&src).unwrap() && !socket::is_nonblocking(&dst).unwrap());
+    drop((src, dst));
+    writer.join().unwrap();
+    assert!(reader.join().unwrap() == data);
+}
+
+#[test]
+fn many_short_relays_leave_no_fd_behind() {
+    let _serial = serial();
+    // Fill the pool first, so its idle pipes are part of the baseline.
+    let pool = PipePool::global();
+    let warm: Vec<Pipe> = (0..pool.max_idle())
+        .map(|_| pool.take(1 << 20).unwrap())
+        .collect();
+    warm.into_iter().for_each(|p| pool.give(p));
+    let before = open_fds();
+    for i in 0..200 {
+        let (a, a_peer) = tcp_pair();
+        let (b, b_peer) = tcp_pair();
+        let msg = format!("hello {i}").into_bytes();
+        let a_side = feed(a_peer, msg.clone());
+        // b's peer closes once it has read everything: b → a ends too.
+        let b_side = std::thread::spawn(move || drain(b_peer).join().unwrap().0);
+        let mut relay = Relay::proxy(dup(&a), dup(&b)).unwrap();
+        run_to_end(&mut relay);
+        assert_eq!(b_side.join().unwrap(), msg);
+        assert_eq!(relay.bytes(0), vec![msg.len() as u64]);
+        drop(relay);
+        a_side.join().unwrap();
+    }
+    assert_eq!(pool.idle(), pool.max_idle());
+    assert_eq!(open_fds(), before);
+}

@@ -1,0 +1,511 @@
+/**
+ * Relaying sockets through kernel pipes: `pipe`, `proxy` and `teeTo`.
+ *
+ * The bytes move with `splice(2)` — socket → pipe → socket — and never enter JavaScript. Node's own
+ * sockets are handed over for the relay's length: Node stops reading the source (bytes it had
+ * already read are forwarded first) and holds its writes to each sink behind the relay (bytes written
+ * before the call go first). TLS sockets fall back to Node streams.
+ */
+import type { Socket } from 'node:net';
+
+import { abortError, failure, invalidArgType, invalidArgValue, type ErrnoError } from './errors.js';
+import { linuxPaths, native, type RelayProgress } from './native.js';
+import { unavailable } from './portable.js';
+import { onAbort } from './signal.js';
+import { cancelOnEnd, connected, destroyedError, holdReading, isSocket, socketFd, takeOver, type Hold, type ReadHold } from './takeover.js';
+import * as check from './validate.js';
+
+/** How the bytes travelled: `'splice'` (kernel pipes, no byte in JavaScript) or `'stream'` (Node streams: TLS). */
+export type RelayMechanism = 'splice' | 'stream';
+
+/** One end of a relay: a connected (or connecting) `net.Socket`, or an fd (socket, pipe, FIFO or file). */
+export type RelayEnd = Socket | number;
+
+/** Options shared by {@link pipe}, {@link proxy} and {@link teeTo}. */
+export interface RelayOptions {
+  /** Stops the relay; the promise rejects with an `AbortError` and Node sockets are destroyed. */
+  signal?: AbortSignal;
+  /**
+   * Capacity of each kernel pipe, in bytes (default 1 MiB, capped at `/proc/sys/fs/pipe-max-size`).
+   * A relay holds at most this much per direction (per sink for `teeTo`) besides the sockets' buffers.
+   */
+  pipeSize?: number;
+}
+
+/** Options of {@link pipe}. */
+export interface PipeOptions extends RelayOptions {
+  /** At the source's end of stream, end `dst` (Node sockets: `end()`; socket fds: `shutdown(SHUT_WR)`). Default `true`. */
+  end?: boolean;
+  /** Called as bytes reach `dst`, with the bytes so far. */
+  onProgress?: (bytes: number) => void;
+}
+
+/** What {@link pipe} did. */
+export interface PipeResult {
+  /** Bytes that reached `dst`, including those Node had already read from `src`. */
+  bytes: number;
+  mechanism: RelayMechanism;
+}
+
+/** Options of {@link proxy}. */
+export interface ProxyOptions extends RelayOptions {
+  /** Called as bytes are relayed, with the bytes so far in each direction. */
+  onProgress?: (aToB: number, bToA: number) => void;
+}
+
+/** What {@link proxy} did. */
+export interface ProxyResult {
+  /** Bytes relayed from `a` to `b`. */
+  aToB: number;
+  /** Bytes relayed from `b` to `a`. */
+  bToA: number;
+  mechanism: RelayMechanism;
+}
+
+/** Options of {@link teeTo}. */
+export interface TeeOptions extends RelayOptions {
+  /** At the source's end of stream, end every sink (as {@link PipeOptions.end}). Default `true`. */
+  end?: boolean;
+  /** Called as bytes reach the sinks, with the bytes every sink has received. */
+  onProgress?: (bytes: number) => void;
+}
+
+/** What {@link teeTo} did. */
+export interface TeeResult {
+  /** Bytes each sink received (all the same on success). */
+  bytes: number;
+  mechanism: RelayMechanism;
+}
+
+/**
+ * A relay failure: the error of the peer or syscall that ended it, with what had moved.
+ * `bytesTransferred` is the total; {@link proxy} adds `aToB` and `bToA`, {@link teeTo} `bytesPerSink`.
+ */
+export interface RelayError extends ErrnoError {
+  aToB?: number;
+  bToA?: number;
+  bytesPerSink?: number[];
+}
+
+/** Bytes per step when someone is watching (signal or progress). */
+const WATCHED_STEP = 8 * 1024 * 1024;
+
+/** Largest pipe size F_SETPIPE_SZ takes. */
+const MAX_PIPE_SIZE = 0x7fffffff;
+
+interface ChainPlan {
+  src: number;
+  sinks: number[];
+  /** End the sinks at end of stream. */
+  end: boolean;
+}
+
+interface Plan {
+  ends: RelayEnd[];
+  chains: ChainPlan[];
+  signal: AbortSignal | undefined;
+  pipeSize: number | undefined;
+  onProgress: ((bytes: number[][]) => void) | undefined;
+}
+
+/** What a relay moved: bytes per chain, per sink. */
+interface Outcome {
+  bytes: number[][];
+  mechanism: RelayMechanism;
+}
+
+/** A failure, with the bytes per chain and sink it happened after. */
+class Failed extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly bytes: number[][],
+  ) {
+    super('relay failed');
+  }
+}
+
+function resolveEnd(value: unknown, name: string): RelayEnd {
+  if (typeof value === 'number') return check.fd(value, name);
+  if (isSocket(value)) return value;
+  throw invalidArgType(name, 'an instance of net.Socket or an fd number', value);
+}
+
+function relayOptions<T extends RelayOptions>(options: unknown): { o: Partial<T>; signal: AbortSignal | undefined; pipeSize: number | undefined } {
+  const o = check.options<T>(options);
+  return {
+    o,
+    signal: check.optionalSignal(o.signal, 'options.signal'),
+    pipeSize: check.optionalInteger(o.pipeSize, 'options.pipeSize', 1, MAX_PIPE_SIZE),
+  };
+}
+
+let spliceWorks: boolean | undefined;
+
+/** Whether this build and the kernel let this process splice (not elsewhere, not blocked by seccomp); probed once. */
+function spliceAvailable(): boolean {
+  spliceWorks ??= linuxPaths && native.capabilitiesSync(undefined).splice;
+  return spliceWorks;
+}
+
+const zeros = (plan: Plan): number[][] => plan.chains.map((c) => c.sinks.map(() => 0));
+
+/**
+ * Moves everything from `src` to `dst` until `src` reaches end of stream, through a kernel pipe with
+ * `splice(2)`: no byte passes through JavaScript, and waiting for a slow side holds no thread.
+ *
+ * `src` and `dst` are `net.Socket`s (TCP or Unix domain) or fds (sockets, pipes, FIFOs, files).
+ * With Node sockets:
+ * - bytes Node had already read from `src` and not delivered are forwarded first; from the call on
+ *   Node stops reading `src` (no `'data'` events meanwhile);
+ * - everything written to `dst` before the call reaches it first; writes (and `end()`) made during the
+ *   relay are held and follow the relayed bytes;
+ * - afterwards `src` has ended as if Node had read its end of stream itself (`'end'` is emitted, as
+ *   after `src.pipe(dst)`; with `allowHalfOpen: false`, net's default, Node then ends its writable side
+ *   as usual), and `dst` is ended (`options.end`, default true) after any writes made meanwhile.
+ * - on failure or abort both sockets are destroyed (as `stream.pipeline` does), without an `'error'`
+ *   event: the promise carries the error. fds are never closed.
+ *
+ * TLS sockets fall back to Node streams (`mechanism: 'stream'`).
+ *
+ * Rejects with the socket's error (`ECONNRESET`, `EPIPE`, …), `ERR_STREAM_DESTROYED` if a socket is
+ * destroyed meanwhile, or `AbortError`, each with `bytesTransferred`.
+ *
+ * @example
+ * net.createServer(async (client) => {
+ *   const upstream = net.connect(9000, 'backend');
+ *   await pipe(client, upstream); // the request body; upstream ends when client does
+ * });
+ */
+export async function pipe(src: RelayEnd, dst: RelayEnd, options?: PipeOptions): Promise<PipeResult> {
+  const { o, signal, pipeSize } = relayOptions<PipeOptions>(options);
+  const ends = [resolveEnd(src, 'src'), resolveEnd(dst, 'dst')];
+  const onProgress = check.optionalFunction<(bytes: number) => void>(o.onProgress, 'options.onProgress');
+  const end = check.optionalBoolean(o.end, 'options.end') ?? true;
+  const plan: Plan = { ends, chains: [{ src: 0, sinks: [1], end }], signal, pipeSize, onProgress: onProgress && ((b) => onProgress(b[0]?.[0] ?? 0)) };
+  try {
+    const { bytes, mechanism } = await relay(plan);
+    return { bytes: bytes[0]?.[0] ?? 0, mechanism };
+  } catch (err) {
+    throw annotated(err, signal, (bytes, e) => {
+      e.bytesTransferred = bytes[0]?.[0] ?? 0;
+    });
+  }
+}
+
+/**
+ * Relays both directions between `a` and `b` — a TCP proxy — until each side has reached end of
+ * stream. A FIN from one side is forwarded as a shutdown of the other (`end()` on a Node socket), and
+ * the other direction goes on: half-closed connections work as they would without the proxy.
+ * Resolves with the bytes relayed each way.
+ *
+ * Sockets are handed over as in {@link pipe}: bytes Node had read from either side go first, writes
+ * made before the call precede the relayed bytes. When the proxy settles successfully both sockets have
+ * seen end of stream and been ended, so Node closes them (`'end'`, `'finish'`, `'close'`). On failure
+ * (a reset of either peer, a destroyed socket) or abort both are destroyed; the error carries `aToB`,
+ * `bToA` and `bytesTransferred` (their sum).
+ *
+ * @example
+ * net.createServer((client) => {
+ *   const backend = net.connect(5432, 'db.internal');
+ *   proxy(client, backend).catch((err) => log(err.code, err.aToB, err.bToA));
+ * }).listen(6432);
+ */
+export async function proxy(a: RelayEnd, b: RelayEnd, options?: ProxyOptions): Promise<ProxyResult> {
+  const { o, signal, pipeSize } = relayOptions<ProxyOptions>(options);
+  const ends = [resolveEnd(a, 'a'), resolveEnd(b, 'b')];
+  const onProgress = check.optionalFunction<(aToB: number, bToA: number) => void>(o.onProgress, 'options.onProgress');
+  const plan: Plan = {
+    ends,
+    chains: [
+      { src: 0, sinks: [1], end: true },
+      { src: 1, sinks: [0], end: true },
+    ],
+    signal,
+    pipeSize,
+    onProgress: onProgress && ((b) => onProgress(b[0]?.[0] ?? 0, b[1]?.[0] ?? 0)),
+  };
+  try {
+    const { bytes, mechanism } = await relay(plan);
+    return { aToB: bytes[0]?.[0] ?? 0, bToA: bytes[1]?.[0] ?? 0, mechanism };
+  } catch (err) {
+    throw annotated(err, signal, (bytes, e) => {
+      e.aToB = bytes[0]?.[0] ?? 0;
+      e.bToA = bytes[1]?.[0] ?? 0;
+      e.bytesTransferred = e.aToB + e.bToA;
+    });
+  }
+}
+
+/**
+ * Duplicates `src` into every sink until end of stream, with `tee(2)`: each sink gets the same bytes,
+ * none passes through JavaScript, and the slowest sink sets the pace (memory stays bounded by one
+ * pipe per sink). Sockets are handed over and left as in {@link pipe}; sinks must be distinct.
+ * Resolves with the bytes each sink received; errors carry `bytesPerSink` and `bytesTransferred`
+ * (what every sink received).
+ *
+ * @example
+ * await teeTo(upload, [storageSocket, auditSocket]);
+ */
+export async function teeTo(src: RelayEnd, sinks: readonly RelayEnd[], options?: TeeOptions): Promise<TeeResult> {
+  const { o, signal, pipeSize } = relayOptions<TeeOptions>(options);
+  const source = resolveEnd(src, 'src');
+  if (!Array.isArray(sinks)) throw invalidArgType('sinks', 'an array of net.Socket instances or fd numbers', sinks);
+  if (sinks.length === 0) throw invalidArgValue('sinks', sinks, 'must hold at least one sink');
+  const resolved = sinks.map((s, i) => resolveEnd(s, `sinks[${i}]`));
+  if (new Set(resolved).size !== resolved.length) throw invalidArgValue('sinks', sinks, 'must not name the same socket or fd twice');
+  const onProgress = check.optionalFunction<(bytes: number) => void>(o.onProgress, 'options.onProgress');
+  const end = check.optionalBoolean(o.end, 'options.end') ?? true;
+  const least = (bytes: number[][]): number => Math.min(...(bytes[0] ?? [0]));
+  const plan: Plan = {
+    ends: [source, ...resolved],
+    chains: [{ src: 0, sinks: resolved.map((_, i) => i + 1), end }],
+    signal,
+    pipeSize,
+    onProgress: onProgress && ((b) => onProgress(least(b))),
+  };
+  try {
+    const { bytes, mechanism } = await relay(plan);
+    return { bytes: least(bytes), mechanism };
+  } catch (err) {
+    throw annotated(err, signal, (bytes, e) => {
+      e.bytesPerSink = [...(bytes[0] ?? [])];
+      e.bytesTransferred = least(bytes);
+    });
+  }
+}
+
+/** The documented error for a failed relay: converted, AbortError for aborts, with byte counts. */
+function annotated(err: unknown, signal: AbortSignal | undefined, add: (bytes: number[][], e: RelayError) => void): unknown {
+  const { error, bytes } = err instanceof Failed ? err : { error: err, bytes: [] as number[][] };
+  const out = failure(error, 0, signal);
+  if (out instanceof Error) {
+    delete (out as RelayError).bytesTransferred;
+    add(bytes, out as RelayError);
+  }
+  return out;
+}
+
+function unusable(socket: Socket, writing: boolean): ErrnoError | undefined {
+  if (socket.destroyed) return destroyedError('Cannot relay a socket that has been destroyed');
+  if (writing && socket.writableEnded) {
+    const err = new Error('Cannot relay into a socket that has been ended') as ErrnoError;
+    err.code = 'ERR_STREAM_WRITE_AFTER_END';
+    return err;
+  }
+  return undefined;
+}
+
+/** Node sockets of the relay, each once, with how the relay uses them. */
+interface Held {
+  socket: Socket;
+  read?: ReadHold;
+  /** The reserved place in the socket's write order; resolves once earlier writes are in the kernel. */
+  reserved?: Promise<Hold>;
+  write?: Hold;
+  /** The relay has written its last byte to this socket: its writes flow again. */
+  released?: boolean;
+}
+
+const swallow = (): void => {};
+
+/**
+ * Runs a plan: takes the sockets over (synchronously, at call time), relays, and hands them back.
+ * Rejects with a {@link Failed} carrying the bytes moved.
+ */
+async function relay(plan: Plan): Promise<Outcome> {
+  const { signal } = plan;
+  if (signal?.aborted) throw new Failed(abortError(signal), zeros(plan));
+  const held = new Map<Socket, Held>();
+  const entry = (socket: Socket): Held => {
+    let h = held.get(socket);
+    if (!h) held.set(socket, (h = { socket }));
+    return h;
+  };
+  for (const chain of plan.chains) {
+    const src = plan.ends[chain.src];
+    if (typeof src !== 'number' && src) entry(src);
+    for (const i of chain.sinks) {
+      const sink = plan.ends[i];
+      if (typeof sink !== 'number' && sink) entry(sink);
+    }
+  }
+  const sinkSockets = new Set(plan.chains.flatMap((c) => c.sinks.map((i) => plan.ends[i]).filter((e): e is Socket => typeof e !== 'number')));
+  for (const h of held.values()) {
+    const err = unusable(h.socket, sinkSockets.has(h.socket));
+    if (err) throw new Failed(err, zeros(plan));
+  }
+  const tls = [...held.keys()].some((s) => (s as { encrypted?: boolean }).encrypted);
+  const viaStreams = tls || !spliceAvailable();
+  if (viaStreams && plan.ends.some((e) => typeof e === 'number')) {
+    // Node streams need sockets at both ends; an fd can only be spliced.
+    const err = tls
+      ? invalidArgValue('src', plan.ends[0], 'cannot be relayed with an fd: TLS sockets are relayed through Node streams, which need sockets at both ends')
+      : linuxPaths
+        ? Object.assign(new Error('Relaying an fd needs splice(2), which this process may not use (seccomp?)'), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM' })
+        : unavailable('Relaying an fd number');
+    throw new Failed(err, zeros(plan));
+  }
+  // Everything up to here is synchronous: the relay takes its place in each socket's byte order now.
+  for (const h of held.values()) h.socket.on('error', swallow);
+  try {
+    for (const chain of plan.chains) {
+      const src = plan.ends[chain.src];
+      if (!viaStreams && typeof src !== 'number' && src) {
+        const h = entry(src);
+        h.read ??= holdReading(src);
+      }
+    }
+    for (const socket of sinkSockets) {
+      const h = entry(socket);
+      h.reserved = takeOver(socket, signal);
+      // A rejection is handled below, once every reservation has settled.
+      h.reserved.catch(swallow);
+    }
+  } catch (err) {
+    giveBack(held, false);
+    throw new Failed(err, zeros(plan));
+  }
+  let ok = false;
+  try {
+    for (const h of held.values()) {
+      if (h.reserved) h.write = await h.reserved;
+    }
+    for (const h of held.values()) await connected(h.socket);
+    const outcome = viaStreams ? await relayStreams(plan, held) : await relayNative(plan, held);
+    ok = true;
+    return outcome;
+  } catch (err) {
+    throw err instanceof Failed ? err : new Failed(err, zeros(plan));
+  } finally {
+    if (!ok) for (const h of held.values()) h.socket.destroy();
+    giveBack(held, ok);
+  }
+}
+
+/** Releases every hold; with `ok`, reading sources saw their end of stream. */
+function giveBack(held: Map<Socket, Held>, ok: boolean): void {
+  for (const h of held.values()) {
+    if (h.write) h.write.release();
+    // A place reserved but not reached yet (the relay failed first) is given up when it is reached.
+    else h.reserved?.then((hold) => hold.release(), swallow);
+    h.read?.release(ok);
+    // After a failure the sockets are destroyed; a late 'error' from Node must not crash the process.
+    if (ok) h.socket.off('error', swallow);
+  }
+}
+
+/** A chain has ended: its Node sinks get their writes back, and are ended if asked. */
+function chainEnded(plan: Plan, chain: ChainPlan, held: Map<Socket, Held>): void {
+  for (const i of chain.sinks) {
+    const sink = plan.ends[i];
+    if (typeof sink === 'number' || !sink) continue;
+    const h = held.get(sink);
+    if (!h || h.released) continue;
+    h.released = true;
+    h.write?.release();
+    if (chain.end) sink.end();
+  }
+}
+
+async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome> {
+  const { signal } = plan;
+  const fds = plan.ends.map((e) => {
+    if (typeof e === 'number') return e;
+    const fd = socketFd(e);
+    if (fd === undefined) throw new Failed(destroyedError(), zeros(plan));
+    return fd;
+  });
+  let job: InstanceType<typeof native.RelayJob>;
+  try {
+    job = new native.RelayJob({
+      fds,
+      chains: plan.chains.map((c) => {
+        const src = plan.ends[c.src];
+        const head = typeof src === 'number' || !src ? undefined : held.get(src)?.read?.head;
+        // Node sockets are ended by Node (after the writes it held); fds are shut down natively.
+        const natively = c.end && c.sinks.every((i) => typeof plan.ends[i] === 'number');
+        return { src: c.src, sinks: c.sinks, head: head && head.length > 0 ? head : undefined, shutdown: natively };
+      }),
+      pipeSize: plan.pipeSize,
+    });
+  } catch (err) {
+    throw new Failed(err, zeros(plan));
+  }
+  const unsubscribe = cancelOnEnd(job, [...held.keys()], signal);
+  const budget = signal || plan.onProgress ? WATCHED_STEP : Infinity;
+  const seen = plan.chains.map(() => false);
+  try {
+    let p: RelayProgress;
+    do {
+      p = await job.step(budget);
+      p.chainsDone.forEach((done, i) => {
+        const chain = plan.chains[i];
+        if (done && !seen[i] && chain) {
+          seen[i] = true;
+          chainEnded(plan, chain, held);
+        }
+      });
+      plan.onProgress?.(p.bytes);
+    } while (!p.done);
+    return { bytes: p.bytes, mechanism: 'splice' };
+  } catch (err) {
+    throw new Failed(err, job.bytes);
+  } finally {
+    unsubscribe();
+    job.close();
+  }
+}
+
+/**
+ * TLS (or no splice): each chain reads its source as a stream and writes every chunk to its sinks
+ * through their holds, with backpressure. Abort and a socket's close stop everything.
+ */
+async function relayStreams(plan: Plan, held: Map<Socket, Held>): Promise<Outcome> {
+  const { signal } = plan;
+  const bytes = zeros(plan);
+  const sockets = [...held.keys()];
+  let stop: unknown;
+  const halt = (err: unknown): void => {
+    stop ??= err;
+    for (const s of sockets) s.destroy();
+  };
+  const unsubscribe = onAbort(signal, () => halt(abortError(signal as AbortSignal)));
+  // A socket closing is a failure only while a chain still needs it: as a sink, or as a source that
+  // has not delivered its end of stream. One whose both sides have ended closes normally, even while
+  // the chain that read it is still writing its last chunk elsewhere.
+  const done = plan.chains.map(() => false);
+  const inUse = (s: Socket): boolean =>
+    plan.chains.some((c, i) => !done[i] && ((plan.ends[c.src] === s && !s.readableEnded) || c.sinks.some((e) => plan.ends[e] === s)));
+  const closers = sockets.map((s) => {
+    const onClose = (): void => {
+      if (inUse(s)) halt(destroyedError('A socket was destroyed while the relay was running'));
+    };
+    s.once('close', onClose);
+    return () => s.off('close', onClose);
+  });
+  const run = async (chain: ChainPlan, c: number): Promise<void> => {
+    const src = plan.ends[chain.src] as Socket;
+    const holds = chain.sinks.map((i) => held.get(plan.ends[i] as Socket)?.write);
+    // Not destroyed at its end: a proxied socket's other direction may still be writing into it.
+    for await (const data of src.iterator({ destroyOnReturn: false })) {
+      const chunk: Buffer = Buffer.isBuffer(data) ? data : Buffer.from(data as string, src.readableEncoding ?? 'utf8');
+      await Promise.all(holds.map((h) => h?.write(chunk)));
+      const row = bytes[c] as number[];
+      for (let i = 0; i < row.length; i++) row[i] = (row[i] ?? 0) + chunk.length;
+      plan.onProgress?.(bytes);
+    }
+    done[c] = true;
+    chainEnded(plan, chain, held);
+  };
+  try {
+    await Promise.all(plan.chains.map((chain, c) => run(chain, c).catch((err) => halt(err))));
+    if (stop !== undefined) throw stop;
+    return { bytes, mechanism: 'stream' };
+  } catch (err) {
+    throw new Failed(stop ?? err, bytes);
+  } finally {
+    unsubscribe();
+    for (const off of closers) off();
+  }
+}
+
