@@ -11,7 +11,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-import { scratch, makeFile, sha256, MiB } from './helpers.mjs';
+import { scratch, makeFile, sha256, MiB, receive } from './helpers.mjs';
 
 const bin = fileURLToPath(new URL('../bin/zerocopy.mjs', import.meta.url));
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -168,7 +168,7 @@ test('proxy relays 16 MiB each way with equal sha256, logs each connection, and 
   relay.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 300));
   assert.is(relay.child.exitCode, null, 'still running while a connection is open');
-  const late = collectAll(lingering);
+  const late = receive(lingering);
   lingering.end('!');
   assert.is((await late).toString(), 'late!');
   const [code] = await once(relay.child, 'exit');
@@ -190,12 +190,6 @@ test('proxy relays 16 MiB each way with equal sha256, logs each connection, and 
   dead.child.kill('SIGINT');
   assert.equal(await once(dead.child, 'exit'), [0, null]);
 });
-
-function collectAll(sock) {
-  const chunks = [];
-  sock.on('data', (d) => chunks.push(d));
-  return new Promise((resolve) => sock.once('end', () => resolve(Buffer.concat(chunks))));
-}
 
 test('bench --quick --json follows its schema: every number finite and positive, every path with its mechanism', () => {
   const html = s.path('report.html');

@@ -124,15 +124,16 @@ export function nativeBinding() {
 }
 
 /**
- * A loopback connection: `server` is our end (the one we send into), `client` the peer.
- * `kind`: 'tcp' | 'unix' (a socket file in `dir`).
+ * A loopback connection: `ours` is our end (the one we send into), `client` the peer.
+ * `kind`: 'tcp' | 'unix' (a socket file in `dir`). Options: `allowHalfOpen` for both ends, and
+ * `pauseOnConnect` (Node never reads `ours`: for system calls on its fd).
  */
-export async function connection(kind = 'tcp', dir = tmpdir()) {
-  const server = net.createServer();
+export async function connection(kind = 'tcp', dir = tmpdir(), { allowHalfOpen = false, pauseOnConnect = false } = {}) {
+  const server = net.createServer({ allowHalfOpen, pauseOnConnect });
   const path = join(dir, `sock-${Math.random().toString(36).slice(2)}`);
   await new Promise((r) => (kind === 'unix' ? server.listen(path, r) : server.listen(0, '127.0.0.1', r)));
   const accepted = once(server, 'connection');
-  const client = kind === 'unix' ? net.connect(path) : net.connect(server.address().port, '127.0.0.1');
+  const client = net.connect(kind === 'unix' ? { path, allowHalfOpen } : { port: server.address().port, host: '127.0.0.1', allowHalfOpen });
   const [ours] = await accepted;
   await once(client, 'connect').catch(() => {});
   server.close();

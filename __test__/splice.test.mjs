@@ -8,27 +8,16 @@ import { closeSync, fstatSync, openSync, readFileSync, readdirSync, readlinkSync
 import { once } from 'node:events';
 
 import { pipe, proxy, teeTo, sys, AbortError } from 'zerocopy';
-import { MiB, nativeBinding, rejection, scratch, settledFds, thrown } from './helpers.mjs';
+import { MiB, connection as loopback, nativeBinding, receive, rejection, scratch, settledFds, thrown } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
 const GiB = 1024 * MiB;
 
-/**
- * A loopback connection: `ours` is what the relay gets, `peer` the other end. Peers allow half-open.
- * With `pauseOnConnect`, Node never reads `ours` (for the raw system calls on its fd).
- */
+/** A loopback connection whose ends allow half-open: `ours` is what the relay gets, `peer` the other end. */
 async function connection({ pauseOnConnect = false } = {}) {
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const accepted = once(server, 'connection');
-  const peer = net.connect({ port: server.address().port, host: '127.0.0.1', allowHalfOpen: true });
-  const [ours] = await accepted;
-  await once(peer, 'connect').catch(() => {});
-  server.close();
-  ours.on('error', () => {});
-  peer.on('error', () => {});
-  return { ours, peer };
+  const { ours, client } = await loopback('tcp', undefined, { allowHalfOpen: true, pauseOnConnect });
+  return { ours, peer: client };
 }
 
 /** The bytes of stream `seed`: a 1 MiB pseudo-random block repeated, each MiB stamped with its index. */
@@ -73,12 +62,6 @@ function consume(sock) {
     sock.once('end', () => resolve({ digest: h.digest('hex'), length }));
     sock.once('close', () => reject(new Error(`closed before the end, after ${length} bytes`)));
   });
-}
-
-function collect(sock) {
-  const chunks = [];
-  sock.on('data', (d) => chunks.push(d));
-  return new Promise((resolve) => sock.once('end', () => resolve(Buffer.concat(chunks))));
 }
 
 const closed = (sock) => (sock.closed ? Promise.resolve() : once(sock, 'close').then(() => {}));
@@ -150,13 +133,13 @@ test('proxy: half-close — a FIN is forwarded while the other direction goes on
   const backend = await connection();
   const order = [];
   // The backend answers only after it has seen the client's end of stream.
-  const request = collect(backend.peer).then((body) => {
+  const request = receive(backend.peer).then((body) => {
     order.push('backend saw end');
     backend.peer.write('response to ');
     backend.peer.end(body);
     return body;
   });
-  const response = collect(client.peer);
+  const response = receive(client.peer);
   const relaying = proxy(client.ours, backend.ours);
   client.peer.end('GET /');
   const res = await relaying;
@@ -222,7 +205,7 @@ test('pipe: a slow consumer holds the relay back (bounded memory)', async () => 
 test("pipe: bytes Node wrote to dst before the call go first, writes made during it follow, then the end", async () => {
   const src = await connection();
   const dst = await connection();
-  const got = collect(dst.peer);
+  const got = receive(dst.peer);
   dst.ours.write('HEAD|');
   dst.ours.cork();
   dst.ours.write('CORKED|');
@@ -256,7 +239,7 @@ test('pipe: bytes Node had already read from src are forwarded first, and no dat
   src.ours.on('data', (d) => (seenByListener += d.length));
   src.ours.pause();
   assert.ok(src.ours.readableLength > 0, 'Node holds buffered bytes');
-  const got = collect(dst.peer);
+  const got = receive(dst.peer);
   const relaying = pipe(src.ours, dst.ours);
   src.peer.end(body.subarray(100_000));
   const res = await relaying;
@@ -271,7 +254,7 @@ test('pipe: bytes Node had already read from src are forwarded first, and no dat
 test('1,000 short proxied connections leave fds and pipes at their baseline', async () => {
   const backend = net.createServer({ allowHalfOpen: true }, (sock) => {
     sock.on('error', () => {});
-    collect(sock).then((body) => sock.end(Buffer.concat([Buffer.from('echo:'), body])));
+    receive(sock).then((body) => sock.end(Buffer.concat([Buffer.from('echo:'), body])));
   });
   await new Promise((r) => backend.listen(0, '127.0.0.1', r));
   const results = [];
@@ -285,7 +268,7 @@ test('1,000 short proxied connections leave fds and pipes at their baseline', as
   const one = async (i) => {
     const c = net.connect({ port: front.address().port, host: '127.0.0.1', allowHalfOpen: true });
     c.on('error', () => {});
-    const reply = collect(c);
+    const reply = receive(c);
     c.end(`hello ${i}`);
     const text = (await reply).toString();
     c.destroy();
@@ -406,7 +389,7 @@ test('sys.splice and sys.tee: socket → pipe, duplicated, → socket and file, 
     assert.ok(readFileSync(file).subarray(10).equals(data));
     assert.is(fstatSync(out).size, 10 + data.length);
     closeSync(out);
-    const back = collect(peer);
+    const back = receive(peer);
     assert.is(sys.spliceSync(b.readFd, fd, { length: 60_001, more: false }), 60_001);
     ours.end();
     const echoed = await back;

@@ -84,4 +84,43 @@ export function printTable(header, rows) {
   for (const row of rows) console.log(line(row));
 }
 
+/**
+ * Runs every `[name, fn]` variant `runs` times, interleaved in rotating order, with `beforeEach()`
+ * before each run and a progress line. Resolves to the results of each variant's runs, by name.
+ */
+export async function interleave(variants, runs, beforeEach = () => {}) {
+  const results = new Map(variants.map(([name]) => [name, []]));
+  for (let run = 0; run < runs; run++) {
+    for (const [name, fn] of rotated(variants, run)) {
+      beforeEach();
+      progress(`run ${run + 1}/${runs}: ${name}`);
+      results.get(name).push(await fn());
+    }
+  }
+  clearProgress();
+  return results;
+}
+
+/**
+ * One table row from a variant's runs (`{ wall, cpu, nvcsw, nivcsw, mechanism }` each) moving `bytes`:
+ * median and best wall time, CPU seconds per GiB and context switches (medians).
+ */
+export function summarize(name, runs, bytes) {
+  return {
+    name,
+    mechanism: runs[0]?.mechanism || '-',
+    wall: median(runs.map((x) => x.wall)),
+    best: best(runs.map((x) => x.wall)),
+    cpuPerGiB: (median(runs.map((x) => x.cpu)) * GiB) / bytes,
+    nvcsw: median(runs.map((x) => x.nvcsw)),
+    nivcsw: median(runs.map((x) => x.nivcsw)),
+  };
+}
+
+/** Prints each `[what, ratio, ok]` target with the ratio measured and whether it is met. */
+export function printTargets(checks) {
+  console.log('');
+  for (const [what, value, ok] of checks) console.log(`target: ${what} (medians): ${value.toFixed(2)}x — ${ok(value) ? 'met' : 'NOT met'}`);
+}
+
 export const NOISE_NOTE = 'Medians move with neighbours on shared machines; the best runs show what each path costs undisturbed.';

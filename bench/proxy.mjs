@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { proxy } from 'zerocopy';
-import { GiB, MiB, NOISE_NOTE, best, clearProgress, median, printTable, progress, resources, rotated } from './lib.mjs';
+import { MiB, NOISE_NOTE, interleave, printTable, printTargets, resources, summarize } from './lib.mjs';
 import { cpus, release } from 'node:os';
 
 const { values } = parseArgs({
@@ -122,26 +122,8 @@ const variants = [
 ];
 
 try {
-  const results = new Map(variants.map(([name]) => [name, []]));
-  for (let run = 0; run < runs; run++) {
-    for (const [name, fn] of rotated(variants, run)) {
-      progress(`run ${run + 1}/${runs}: ${name}`);
-      results.get(name).push(await fn());
-    }
-  }
-  clearProgress();
-  const rows = variants.map(([name]) => {
-    const r = results.get(name);
-    return {
-      name,
-      mechanism: r[0]?.mechanism ?? '-',
-      wall: median(r.map((x) => x.wall)),
-      best: best(r.map((x) => x.wall)),
-      cpuPerGiB: (median(r.map((x) => x.cpu)) * GiB) / bytes,
-      nvcsw: median(r.map((x) => x.nvcsw)),
-      nivcsw: median(r.map((x) => x.nivcsw)),
-    };
-  });
+  const results = await interleave(variants, runs);
+  const rows = variants.map(([name]) => summarize(name, results.get(name), bytes));
   const [zc, node, raw] = rows;
   printTable(
     ['variant', 'mechanism', 'median s', 'best s', 'MiB/s', 'CPU s/GiB', 'vol. cs', 'invol. cs', 'vs Node', 'vs raw loop'],
@@ -163,8 +145,7 @@ try {
     ['CPU per GiB <= 0.3x Node a.pipe(b)', zc.cpuPerGiB / node.cpuPerGiB, (x) => x <= 0.3],
     ['throughput >= 0.9x the raw splice loop', raw.wall / zc.wall, (x) => x >= 0.9],
   ];
-  console.log('');
-  for (const [what, value, ok] of checks) console.log(`target: ${what} (medians): ${value.toFixed(2)}x — ${ok(value) ? 'met' : 'NOT met'}`);
+  printTargets(checks);
   console.log(`best runs: ${(node.best / zc.best).toFixed(2)}x Node, ${(raw.best / zc.best).toFixed(2)}x the raw loop`);
   console.log('CPU s/GiB counts every thread of the relaying process (the tokio reactor included); source and sink are separate processes.');
   console.log(NOISE_NOTE);

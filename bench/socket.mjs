@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { sendFile } from 'zerocopy';
-import { GiB, MiB, NOISE_NOTE, best, clearProgress, median, printMachine, printTable, progress, resources, rotated, scratch, warm, writeWorkload } from './lib.mjs';
+import { MiB, NOISE_NOTE, clearProgress, interleave, median, printMachine, printTable, printTargets, progress, resources, scratch, summarize, warm, writeWorkload } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -84,28 +84,8 @@ async function large() {
     ['pipeline(createReadStream) 1 MiB', () => timed((sock) => pipeline(createReadStream(file, { highWaterMark: MiB }), sock, { end: false }))],
     ['raw sendfile loop (Rust, reference)', async () => reference(file)],
   ];
-  const results = new Map(variants.map(([name]) => [name, []]));
-  for (let run = 0; run < runs; run++) {
-    for (const [name, fn] of rotated(variants, run)) {
-      warm(file);
-      progress(`run ${run + 1}/${runs}: ${name}`);
-      results.get(name).push(await fn());
-    }
-  }
-  clearProgress();
-  const rows = variants.map(([name]) => {
-    const r = results.get(name);
-    const wall = median(r.map((x) => x.wall));
-    return {
-      name,
-      mechanism: r[0]?.mechanism || '-',
-      wall,
-      best: best(r.map((x) => x.wall)),
-      cpuPerGiB: (median(r.map((x) => x.cpu)) * GiB) / (sizeMiB * MiB),
-      nvcsw: median(r.map((x) => x.nvcsw)),
-      nivcsw: median(r.map((x) => x.nivcsw)),
-    };
-  });
+  const results = await interleave(variants, runs, () => warm(file));
+  const rows = variants.map(([name]) => summarize(name, results.get(name), sizeMiB * MiB));
   const [ours, node64, node1m, raw] = rows;
   printTable(
     ['variant', 'mechanism', 'median s', 'best s', 'MiB/s', 'CPU s/GiB', 'vol. cs', 'invol. cs', 'vs Node 64K', 'vs Node 1M', 'vs raw loop'],
@@ -129,8 +109,7 @@ async function large() {
     ['CPU per GiB <= 0.25x Node streams', ours.cpuPerGiB / node64.cpuPerGiB, (x) => x <= 0.25],
     ['throughput >= 0.9x the raw sendfile loop', raw.wall / ours.wall, (x) => x >= 0.9],
   ];
-  console.log('');
-  for (const [what, value, ok] of checks) console.log(`target: ${what} (medians): ${value.toFixed(2)}x — ${ok(value) ? 'met' : 'NOT met'}`);
+  printTargets(checks);
   console.log(
     `best runs: ${(node64.best / ours.best).toFixed(2)}x Node streams, ${(raw.best / ours.best).toFixed(2)}x the raw loop; ` +
       `against streams tuned to 1 MiB chunks: ${(node1m.wall / ours.wall).toFixed(2)}x throughput, ${(ours.cpuPerGiB / node1m.cpuPerGiB).toFixed(2)}x CPU per GiB`,

@@ -5,6 +5,9 @@
 //! `cargo run --release --example sendfile_loop -- PORT FILE`
 
 #[cfg(target_os = "linux")]
+mod common;
+
+#[cfg(target_os = "linux")]
 use std::net::{Shutdown, TcpStream};
 #[cfg(target_os = "linux")]
 use std::time::Instant;
@@ -24,7 +27,7 @@ fn main() -> std::io::Result<()> {
     let path = args.next().ok_or_else(usage)?;
     let file = std::fs::File::open(&path)?;
     let size = file.metadata()?.len();
-    let before = usage_now();
+    let before = common::usage_now();
     let started = Instant::now();
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     let mut offset = 0i64;
@@ -40,13 +43,7 @@ fn main() -> std::io::Result<()> {
     // Wait for the sink to close: every byte has been read by then.
     let _ = std::io::Read::read(&mut stream, &mut [0u8; 1]);
     let wall = started.elapsed().as_secs_f64();
-    let after = usage_now();
-    println!(
-        "{{\"bytes\":{offset},\"wall\":{wall},\"cpu\":{},\"nvcsw\":{},\"nivcsw\":{}}}",
-        after.0 - before.0,
-        after.1 - before.1,
-        after.2 - before.2
-    );
+    common::report(offset as u64, wall, before);
     Ok(())
 }
 
@@ -56,19 +53,4 @@ fn main() -> std::io::Result<()> {
     Err(std::io::Error::other(
         "sendfile_loop measures Linux's sendfile(2): Linux only",
     ))
-}
-
-/// CPU seconds, voluntary and involuntary context switches of this process so far.
-#[cfg(target_os = "linux")]
-fn usage_now() -> (f64, i64, i64) {
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage for the call.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (
-        secs(ru.ru_utime) + secs(ru.ru_stime),
-        ru.ru_nvcsw,
-        ru.ru_nivcsw,
-    )
 }

@@ -10,6 +10,9 @@
 //! `cargo run --release --example splice_relay -- SINK_PORT`
 
 #[cfg(target_os = "linux")]
+mod common;
+
+#[cfg(target_os = "linux")]
 fn main() -> std::io::Result<()> {
     use std::io::Write;
     use std::net::{Shutdown, TcpListener, TcpStream};
@@ -26,7 +29,7 @@ fn main() -> std::io::Result<()> {
     println!("{}", listener.local_addr()?.port());
     std::io::stdout().flush()?;
     let (client, _) = listener.accept()?;
-    let before = usage_now();
+    let before = common::usage_now();
     let started = Instant::now();
     let sink = TcpStream::connect(("127.0.0.1", sink_port))?;
     // Blocking ends: the loop sleeps in the kernel whenever a side is not ready.
@@ -49,13 +52,7 @@ fn main() -> std::io::Result<()> {
     let _ = std::io::Read::read(&mut &sink, &mut [0u8; 1]);
     client.shutdown(Shutdown::Write)?;
     let wall = started.elapsed().as_secs_f64();
-    let after = usage_now();
-    println!(
-        "{{\"bytes\":{bytes},\"wall\":{wall},\"cpu\":{},\"nvcsw\":{},\"nivcsw\":{}}}",
-        after.0 - before.0,
-        after.1 - before.1,
-        after.2 - before.2
-    );
+    common::report(bytes, wall, before);
     Ok(())
 }
 
@@ -65,19 +62,4 @@ fn main() -> std::io::Result<()> {
     Err(std::io::Error::other(
         "splice_relay measures Linux's splice(2): Linux only",
     ))
-}
-
-/// CPU seconds, voluntary and involuntary context switches of this process so far.
-#[cfg(target_os = "linux")]
-fn usage_now() -> (f64, i64, i64) {
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage for the call.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (
-        secs(ru.ru_utime) + secs(ru.ru_stime),
-        ru.ru_nvcsw,
-        ru.ru_nivcsw,
-    )
 }
