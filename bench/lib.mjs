@@ -117,6 +117,27 @@ export function summarize(name, runs, bytes) {
   };
 }
 
+/**
+ * Prints the rows of {@link summarize} as a table, with a throughput ratio column against each
+ * `[label, row]` of `against`.
+ */
+export function printVariants(rows, sizeMiB, against) {
+  printTable(
+    ['variant', 'mechanism', 'median s', 'best s', 'MiB/s', 'CPU s/GiB', 'vol. cs', 'invol. cs', ...against.map(([label]) => label)],
+    rows.map((r) => [
+      r.name,
+      r.mechanism,
+      r.wall.toFixed(3),
+      r.best.toFixed(3),
+      (sizeMiB / r.wall).toFixed(0),
+      r.cpuPerGiB.toFixed(3),
+      r.nvcsw,
+      r.nivcsw,
+      ...against.map(([, base]) => `${(base.wall / r.wall).toFixed(2)}x`),
+    ]),
+  );
+}
+
 /** Prints each `[what, ratio, ok]` target with the ratio measured and whether it is met. */
 export function printTargets(checks) {
   console.log('');

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { proxy } from 'zerocopy';
-import { MiB, NOISE_NOTE, interleave, printTable, printTargets, resources, summarize } from './lib.mjs';
+import { MiB, NOISE_NOTE, interleave, printTargets, printVariants, resources, summarize } from './lib.mjs';
 import { cpus, release } from 'node:os';
 
 const { values } = parseArgs({
@@ -125,21 +125,7 @@ try {
   const results = await interleave(variants, runs);
   const rows = variants.map(([name]) => summarize(name, results.get(name), bytes));
   const [zc, node, raw] = rows;
-  printTable(
-    ['variant', 'mechanism', 'median s', 'best s', 'MiB/s', 'CPU s/GiB', 'vol. cs', 'invol. cs', 'vs Node', 'vs raw loop'],
-    rows.map((r) => [
-      r.name,
-      r.mechanism,
-      r.wall.toFixed(3),
-      r.best.toFixed(3),
-      (sizeMiB / r.wall).toFixed(0),
-      r.cpuPerGiB.toFixed(3),
-      r.nvcsw,
-      r.nivcsw,
-      `${(node.wall / r.wall).toFixed(2)}x`,
-      `${(raw.wall / r.wall).toFixed(2)}x`,
-    ]),
-  );
+  printVariants(rows, sizeMiB, [['vs Node', node], ['vs raw loop', raw]]);
   const checks = [
     ['throughput >= 2x Node a.pipe(b)', node.wall / zc.wall, (x) => x >= 2],
     ['CPU per GiB <= 0.3x Node a.pipe(b)', zc.cpuPerGiB / node.cpuPerGiB, (x) => x <= 0.3],

@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 import { sendFile } from 'zerocopy';
-import { MiB, NOISE_NOTE, clearProgress, interleave, median, printMachine, printTable, printTargets, progress, resources, scratch, summarize, warm, writeWorkload } from './lib.mjs';
+import { MiB, NOISE_NOTE, clearProgress, interleave, median, printMachine, printTable, printTargets, printVariants, progress, resources, scratch, summarize, warm, writeWorkload } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -87,22 +87,7 @@ async function large() {
   const results = await interleave(variants, runs, () => warm(file));
   const rows = variants.map(([name]) => summarize(name, results.get(name), sizeMiB * MiB));
   const [ours, node64, node1m, raw] = rows;
-  printTable(
-    ['variant', 'mechanism', 'median s', 'best s', 'MiB/s', 'CPU s/GiB', 'vol. cs', 'invol. cs', 'vs Node 64K', 'vs Node 1M', 'vs raw loop'],
-    rows.map((r) => [
-      r.name,
-      r.mechanism,
-      r.wall.toFixed(3),
-      r.best.toFixed(3),
-      (sizeMiB / r.wall).toFixed(0),
-      r.cpuPerGiB.toFixed(3),
-      r.nvcsw,
-      r.nivcsw,
-      `${(node64.wall / r.wall).toFixed(2)}x`,
-      `${(node1m.wall / r.wall).toFixed(2)}x`,
-      `${(raw.wall / r.wall).toFixed(2)}x`,
-    ]),
-  );
+  printVariants(rows, sizeMiB, [['vs Node 64K', node64], ['vs Node 1M', node1m], ['vs raw loop', raw]]);
   // The issue's baseline is Node's default: pipeline(createReadStream(file), socket) at 64 KiB.
   const checks = [
     ['throughput >= 3x Node streams', node64.wall / ours.wall, (x) => x >= 3],
