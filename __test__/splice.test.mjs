@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 
 import { pipe, proxy, teeTo, sys, AbortError } from 'zerocopy';
@@ -478,6 +478,29 @@ test('pipe, proxy, teeTo: bad arguments and unusable sockets', async () => {
   assert.instance(err, AbortError);
   assert.equal([err.aToB, err.bToA, err.bytesTransferred], [0, 0, 0]);
   assert.not.ok(c.ours.destroyed || c.peer.destroyed);
+  // fds the relay could take bytes from but not deliver them to fail before anything moves.
+  const file = s.path('relay-sink');
+  writeFileSync(file, 'kept');
+  for (const [flags, code, fragment] of [
+    ['a', 'EINVAL', 'O_APPEND'],
+    ['r', 'EBADF', 'open for reading only'],
+  ]) {
+    const src = await connection();
+    const fd = openSync(file, flags);
+    src.peer.write('never lost in a pipe');
+    const err = await rejection(() => pipe(src.ours, fd));
+    closeSync(fd);
+    assert.is(err.code, code, flags);
+    assert.match(err.message, fragment);
+    assert.is(err.bytesTransferred, 0);
+    src.peer.destroy();
+  }
+  assert.is(readFileSync(file, 'utf8'), 'kept');
+  const gone = openSync(file, 'r');
+  closeSync(gone);
+  const badFd = await rejection(() => pipe(gone, 1));
+  assert.is(badFd.code, 'EBADF');
+  assert.match(badFd.message, `fd ${gone}, is not an open file descriptor`);
   c.peer.end();
   const ended = await rejection(() => pipe(c.ours, c.peer));
   assert.is(ended.code, 'ERR_STREAM_WRITE_AFTER_END');

@@ -43,6 +43,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 
 use crate::endpoint::{nonblocking_while_used, restore_blocking};
@@ -82,6 +83,39 @@ struct End {
     kind: SFlag,
     /// It was blocking before the relay; restored at the end.
     was_blocking: bool,
+}
+
+/// Refuses, before any byte moves, an end the relay could read from but not deliver to (or the
+/// reverse): otherwise the first splice into it would fail with bytes already taken from the source.
+fn check_access(fd: &OwnedFd, read: bool, written: bool) -> Result<()> {
+    let flags =
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| Error::new(e, "fcntl"))?;
+    let flags = OFlag::from_bits_truncate(flags);
+    let mode = flags & OFlag::O_ACCMODE;
+    let refuse = |errno, detail: &'static str| Err(Error::new(errno, SYSCALL).with_detail(detail));
+    if written && mode == OFlag::O_RDONLY {
+        return refuse(
+            Errno::EBADF,
+            "a destination of the relay is open for reading only",
+        );
+    }
+    if read && mode == OFlag::O_WRONLY {
+        return refuse(
+            Errno::EBADF,
+            "a source of the relay is open for writing only",
+        );
+    }
+    if written && flags.contains(OFlag::O_APPEND) {
+        let kind = file::file_type(&file::fstat(fd)?);
+        if kind == SFlag::S_IFREG {
+            return refuse(
+                Errno::EINVAL,
+                "a destination of the relay is a file opened with O_APPEND ('a'): the kernel does not \
+                 splice into appending files; open it without O_APPEND",
+            );
+        }
+    }
+    Ok(())
 }
 
 impl End {
@@ -437,6 +471,11 @@ impl Relay {
             if chain.src >= ends.len() || chain.sinks.iter().any(|&s| s >= ends.len()) {
                 return Err(invalid("a relay chain names an end that does not exist"));
             }
+        }
+        for (i, fd) in ends.iter().enumerate() {
+            let read = chains.iter().any(|c| c.src == i);
+            let written = chains.iter().any(|c| c.sinks.contains(&i));
+            check_access(fd, read, written)?;
         }
         let mut relay = Relay {
             ends: Vec::with_capacity(ends.len()),

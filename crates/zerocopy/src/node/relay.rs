@@ -104,7 +104,17 @@ impl RelayJob {
         let fds = spec
             .fds
             .iter()
-            .map(|&fd| file::dup_raw(fd))
+            .enumerate()
+            .map(|(i, &fd)| {
+                file::dup_raw(fd).map_err(|e| match e.errno() {
+                    nix::errno::Errno::EBADF => {
+                        crate::Error::new(nix::errno::Errno::EBADF, "splice").with_detail(format!(
+                            "end {i} of the relay, fd {fd}, is not an open file descriptor"
+                        ))
+                    }
+                    _ => e,
+                })
+            })
             .collect::<crate::Result<Vec<_>>>()
             .map_err(to_napi)?;
         let chains = spec
