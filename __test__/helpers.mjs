@@ -142,6 +142,28 @@ export async function connection(kind = 'tcp', dir = tmpdir(), { allowHalfOpen =
   return { ours, client };
 }
 
+/**
+ * Reads `sock` in bursts — 20 ms flowing, then `gap` ms paused — until it ends: a consumer that keeps
+ * a transfer moving, never fast enough to finish it at once. Resolves to the bytes read.
+ */
+export function throttledRead(sock, gap = 40) {
+  let length = 0;
+  sock.on('data', (d) => (length += d.length));
+  sock.pause();
+  const timer = setInterval(() => {
+    sock.resume();
+    setTimeout(() => sock.pause(), 20);
+  }, 20 + gap);
+  return new Promise((resolve) => {
+    for (const event of ['end', 'close']) {
+      sock.once(event, () => {
+        clearInterval(timer);
+        resolve(length);
+      });
+    }
+  });
+}
+
 /** Everything the peer receives until EOF. */
 export function receive(client) {
   const chunks = [];

@@ -10,7 +10,7 @@ import { readFileSync, openSync, closeSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 
 import { sendFile, AbortError } from 'zerocopy';
-import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection, connection, receive } from './helpers.mjs';
+import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection, connection, receive, throttledRead } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -349,6 +349,35 @@ test('no fd is left open after successes, failures and aborts', async () => {
     await closed(client);
   }
   assert.is(await settledFds(), before);
+});
+
+test('a moving send keeps setTimeout() quiet and counts in bytesWritten; a stalled one still times out', async () => {
+  const file = makeFile(s.path('idle-timer'), 256 * MiB);
+  const { ours, client } = await connection();
+  let timeouts = 0;
+  ours.on('timeout', () => timeouts++);
+  ours.setTimeout(300);
+  const reading = throttledRead(client);
+  const before = ours.bytesWritten;
+  const t0 = Date.now();
+  const r = await sendFile(ours, file);
+  const took = Date.now() - t0;
+  assert.is(r.bytes, 256 * MiB);
+  assert.ok(took > 300, `the send took ${took} ms: longer than the timeout, or the test proves nothing`);
+  assert.is(timeouts, 0, "no 'timeout' while bytes kept moving");
+  assert.is(ours.bytesWritten - before, 256 * MiB);
+  ours.end();
+  assert.is(await reading, 256 * MiB);
+
+  // A peer that reads nothing: the send stalls, the idle timer fires, destroying the socket ends it.
+  const stalled = await connection();
+  stalled.client.pause();
+  stalled.ours.setTimeout(200);
+  stalled.ours.once('timeout', () => stalled.ours.destroy());
+  const err = await rejection(() => sendFile(stalled.ours, file));
+  assert.is(err.code, 'ERR_STREAM_DESTROYED');
+  assert.ok(err.bytesTransferred > 0 && err.bytesTransferred < 256 * MiB);
+  stalled.client.destroy();
 });
 
 test.run();

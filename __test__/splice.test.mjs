@@ -8,7 +8,7 @@ import { closeSync, fstatSync, openSync, readFileSync, readdirSync, readlinkSync
 import { once } from 'node:events';
 
 import { pipe, proxy, teeTo, sys, AbortError } from 'zerocopy';
-import { MiB, connection as loopback, nativeBinding, receive, rejection, scratch, settledFds, thrown } from './helpers.mjs';
+import { MiB, connection as loopback, nativeBinding, receive, rejection, scratch, settledFds, thrown, throttledRead } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -582,6 +582,30 @@ test('TLS sockets fall back to streams, both directions intact', async () => {
   assert.is((await toTls).digest, expected(MiB + 1, 12));
   client.destroy();
   plain.peer.destroy();
+});
+
+test('a moving relay keeps setTimeout() quiet on both sockets and counts in bytesWritten', async () => {
+  const src = await connection();
+  const dst = await connection();
+  let timeouts = 0;
+  for (const sock of [src.ours, dst.ours]) {
+    sock.setTimeout(300);
+    sock.on('timeout', () => timeouts++);
+  }
+  const reading = throttledRead(dst.peer);
+  const size = 256 * MiB;
+  const t0 = Date.now();
+  const relaying = pipe(src.ours, dst.ours);
+  await produce(src.peer, size, 13);
+  const res = await relaying;
+  const took = Date.now() - t0;
+  assert.is(res.bytes, size);
+  assert.ok(took > 300, `the relay took ${took} ms: longer than the timeout, or the test proves nothing`);
+  assert.is(timeouts, 0, "no 'timeout' while bytes kept moving");
+  assert.is(dst.ours.bytesWritten, size);
+  assert.is(await reading, size);
+  src.peer.destroy();
+  dst.peer.destroy();
 });
 
 test.run();

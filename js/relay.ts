@@ -12,7 +12,7 @@ import { abortError, failure, invalidArgType, invalidArgValue, type ErrnoError }
 import { linuxPaths, native, type RelayProgress } from './native.js';
 import { unavailable } from './portable.js';
 import { onAbort } from './signal.js';
-import { cancelOnEnd, connected, destroyedError, holdReading, isSocket, socketFd, takeOver, type Hold, type ReadHold } from './takeover.js';
+import { cancelOnEnd, connected, destroyedError, hasIdleTimeout, holdReading, isSocket, noteActivity, socketFd, takeOver, type Hold, type ReadHold } from './takeover.js';
 import * as check from './validate.js';
 
 /** How the bytes travelled: `'splice'` (kernel pipes, no byte in JavaScript) or `'stream'` (Node streams: TLS). */
@@ -431,13 +431,33 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
   } catch (err) {
     throw new Failed(err, zeros(plan));
   }
-  const unsubscribe = cancelOnEnd(job, [...held.keys()], signal);
-  const budget = signal || plan.onProgress ? WATCHED_STEP : Infinity;
+  const sockets = [...held.keys()];
+  const unsubscribe = cancelOnEnd(job, sockets, signal);
+  // With an idle timeout armed, steps return every WATCHED_STEP bytes so the timers hear of progress.
+  const budget = signal || plan.onProgress || sockets.some(hasIdleTimeout) ? WATCHED_STEP : Infinity;
   const seen = plan.chains.map(() => false);
+  const told = zeros(plan);
+  /** Node hears of the bytes each sink socket received, and every socket of the relay of activity. */
+  const tell = (bytes: number[][]): void => {
+    let any = false;
+    plan.chains.forEach((chain, c) =>
+      chain.sinks.forEach((end, k) => {
+        const now = bytes[c]?.[k] ?? 0;
+        const before = told[c]?.[k] ?? 0;
+        if (now <= before) return;
+        any = true;
+        (told[c] as number[])[k] = now;
+        const sink = plan.ends[end];
+        if (typeof sink !== 'number' && sink) noteActivity(sink, now - before);
+      }),
+    );
+    if (any) for (const s of sockets) noteActivity(s, 0);
+  };
   try {
     let p: RelayProgress;
     do {
       p = await job.step(budget);
+      tell(p.bytes);
       p.chainsDone.forEach((done, i) => {
         const chain = plan.chains[i];
         if (done && !seen[i] && chain) {
@@ -449,6 +469,7 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
     } while (!p.done);
     return { bytes: p.bytes, mechanism: 'splice' };
   } catch (err) {
+    tell(job.bytes);
     throw new Failed(err, job.bytes);
   } finally {
     unsubscribe();

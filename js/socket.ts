@@ -10,7 +10,7 @@ import { resolveFile, type FileArg, type Resolved } from './fd.js';
 import { linuxPaths, native, type SendProgress } from './native.js';
 import { requireLinux } from './portable.js';
 import { onAbort } from './signal.js';
-import { cancelOnEnd, connected, destroyedError, isSocket, socketFd, takeOver, type Hold } from './takeover.js';
+import { cancelOnEnd, connected, destroyedError, hasIdleTimeout, isSocket, noteActivity, socketFd, takeOver, type Hold } from './takeover.js';
 import * as check from './validate.js';
 
 /**
@@ -146,21 +146,30 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
     throw failure(err, 0, signal);
   }
   const unsubscribe = cancelOnEnd(job, socket ? [socket] : [], signal);
-  const budget = signal || onProgress ? WATCHED_STEP : Infinity;
+  // With an idle timeout armed, steps return every WATCHED_STEP bytes so the timer hears of progress.
+  const budget = signal || onProgress || (socket && hasIdleTimeout(socket)) ? WATCHED_STEP : Infinity;
   const first = Math.min(budget, FIRST_BUDGET);
+  let told = 0;
+  const tell = (bytes: number): void => {
+    if (socket && bytes > told) noteActivity(socket, bytes - told);
+    told = Math.max(told, bytes);
+  };
   try {
     // What the socket takes at once goes out now, with no wait: on this thread when the range is in
     // the page cache (cachestat says so: sendfile cannot block on the disk then), else from a pool
     // thread (which also opens a path). Only a full socket buffer sends the rest to the reactor.
     let p: SendProgress = job.tryCached(Math.min(first, CACHED_BUDGET)) ?? (await job.attempt(first));
     while (!p.done) {
+      tell(p.bytes);
       onProgress?.(p.bytes, Math.max(p.total ?? p.bytes, p.bytes));
       if (signal?.aborted) throw abortError(signal);
       p = await job.step(budget);
     }
+    tell(p.bytes);
     onProgress?.(p.bytes, p.bytes);
     return { bytes: p.bytes, mechanism: p.mechanism as SendMechanism };
   } catch (err) {
+    tell(job.bytes);
     throw failure(err, job.bytes, signal);
   } finally {
     unsubscribe();

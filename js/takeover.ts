@@ -219,6 +219,52 @@ export function connected(socket: Socket): Promise<void> {
   });
 }
 
+/** What Node keeps on a socket about its activity: the idle timeout and its timer. */
+interface ActivityInternals {
+  timeout?: number;
+  _unrefTimer?: () => void;
+}
+
+/** Bytes written to each socket natively, which Node's own count (its handle's) cannot include. */
+const nativelyWritten = new WeakMap<Socket, number>();
+
+/**
+ * Adds `n` to `socket.bytesWritten`. Node computes it from `_bytesDispatched`, a getter over the
+ * libuv handle's count; the socket gets its own getter adding the bytes sent around Node. Should a
+ * Node version lack that getter, `bytesWritten` simply stays Node's own count.
+ */
+function addWritten(socket: Socket, n: number): void {
+  if (!nativelyWritten.has(socket)) {
+    let proto: object | null = Object.getPrototypeOf(socket);
+    let base: (() => number) | undefined;
+    for (; proto && !base; proto = Object.getPrototypeOf(proto)) base = Object.getOwnPropertyDescriptor(proto, '_bytesDispatched')?.get;
+    if (!base) return;
+    const nodeCount = base;
+    Object.defineProperty(socket, '_bytesDispatched', {
+      configurable: true,
+      get(this: Socket): number {
+        return nodeCount.call(this) + (nativelyWritten.get(this) ?? 0);
+      },
+    });
+  }
+  nativelyWritten.set(socket, (nativelyWritten.get(socket) ?? 0) + n);
+}
+
+/** Whether `socket.setTimeout(ms)` armed an idle timeout: native transfers must then report progress. */
+export function hasIdleTimeout(socket: Socket): boolean {
+  return ((socket as ActivityInternals).timeout ?? 0) > 0;
+}
+
+/**
+ * Tells Node about bytes moved natively on `socket`, which it cannot see: the `setTimeout()` idle
+ * timer restarts as after a read or write of Node's own (a transfer that keeps moving never times out;
+ * a stalled one still does), and `written` bytes are added to `socket.bytesWritten`.
+ */
+export function noteActivity(socket: Socket, written: number): void {
+  (socket as ActivityInternals)._unrefTimer?.();
+  if (written > 0) addWritten(socket, written);
+}
+
 /** `ERR_STREAM_DESTROYED`: the socket has no fd any more. */
 export function destroyedError(message = 'The socket has no file descriptor (destroyed?)'): ErrnoError {
   const err = new Error(message) as ErrnoError;
