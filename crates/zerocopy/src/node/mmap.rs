@@ -188,12 +188,18 @@ fn open(req: Request) -> crate::Result<Mapping> {
         mode: req.mode,
         offset: req.offset,
         len,
-        populate: req.populate,
+        populate: false,
     }
     .map(&fd)
     .map_err(with_path)?;
     if let Some(advice) = req.advice {
         region.advise(advice, 0, len).map_err(with_path)?;
+    }
+    // After the advice, so that the pages are read in as it says: with 'hugepage', readahead fills
+    // the page cache with 2 MiB folios (where the filesystem has large folios) and they are mapped
+    // as huge pages; with 'random', without readahead beyond the window.
+    if req.populate {
+        region.populate();
     }
     Ok(Mapping {
         shared: Some(Arc::new(Shared {
