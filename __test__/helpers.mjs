@@ -143,24 +143,25 @@ export async function connection(kind = 'tcp', dir = tmpdir(), { allowHalfOpen =
 }
 
 /**
- * Reads `sock` in bursts — 20 ms flowing, then `gap` ms paused — until it ends: a consumer that keeps
- * a transfer moving, never fast enough to finish it at once. Resolves to the bytes read.
+ * Reads `sock` in bursts — `burst` bytes, then a pause of `gap` ms — until it ends: a consumer that
+ * keeps a transfer moving yet makes it last at least (size / burst - 1) × gap ms on any machine.
+ * Resolves to the bytes read.
  */
-export function throttledRead(sock, gap = 40) {
+export function throttledRead(sock, { burst = 16 * 1024 * 1024, gap = 60 } = {}) {
   let length = 0;
-  sock.on('data', (d) => (length += d.length));
-  sock.pause();
-  const timer = setInterval(() => {
-    sock.resume();
-    setTimeout(() => sock.pause(), 20);
-  }, 20 + gap);
-  return new Promise((resolve) => {
-    for (const event of ['end', 'close']) {
-      sock.once(event, () => {
-        clearInterval(timer);
-        resolve(length);
-      });
+  let inBurst = 0;
+  sock.on('data', (d) => {
+    length += d.length;
+    inBurst += d.length;
+    if (inBurst >= burst) {
+      inBurst = 0;
+      sock.pause();
+      setTimeout(() => sock.resume(), gap);
     }
+  });
+  return new Promise((resolve) => {
+    sock.once('end', () => resolve(length));
+    sock.once('close', () => resolve(length));
   });
 }
 
