@@ -114,11 +114,15 @@ interface Outcome {
   mechanism: RelayMechanism;
 }
 
-/** A failure, with the bytes per chain and sink it happened after. */
+/**
+ * A failure, with the bytes per chain and sink it happened after. `untouched`: it happened before
+ * anything moved (the native relay refused an end), so the sockets are handed back as they were.
+ */
 class Failed extends Error {
   constructor(
     readonly error: unknown,
     readonly bytes: number[][],
+    readonly untouched = false,
   ) {
     super('relay failed');
   }
@@ -163,7 +167,8 @@ const zeros = (plan: Plan): number[][] => plan.chains.map((c) => c.sinks.map(() 
  *   after `src.pipe(dst)`; with `allowHalfOpen: false`, net's default, Node then ends its writable side
  *   as usual), and `dst` is ended (`options.end`, default true) after any writes made meanwhile.
  * - on failure or abort both sockets are destroyed (as `stream.pipeline` does), without an `'error'`
- *   event: the promise carries the error. fds are never closed.
+ *   event: the promise carries the error. A relay refused before any byte moved (a closed fd, a file
+ *   opened with O_APPEND, a read-only destination) leaves them as they were. fds are never closed.
  *
  * TLS sockets fall back to Node streams (`mechanism: 'stream'`).
  *
@@ -362,10 +367,11 @@ async function relay(plan: Plan): Promise<Outcome> {
       h.reserved.catch(swallow);
     }
   } catch (err) {
-    giveBack(held, false);
+    giveBack(held, 'untouched');
     throw new Failed(err, zeros(plan));
   }
   let ok = false;
+  let untouched = false;
   try {
     for (const h of held.values()) {
       if (h.reserved) h.write = await h.reserved;
@@ -375,22 +381,24 @@ async function relay(plan: Plan): Promise<Outcome> {
     ok = true;
     return outcome;
   } catch (err) {
+    untouched = err instanceof Failed && err.untouched;
     throw err instanceof Failed ? err : new Failed(err, zeros(plan));
   } finally {
-    if (!ok) for (const h of held.values()) h.socket.destroy();
-    giveBack(held, ok);
+    if (!ok && !untouched) for (const h of held.values()) h.socket.destroy();
+    giveBack(held, ok ? 'ok' : untouched ? 'untouched' : 'failed');
   }
 }
 
 /** Releases every hold; with `ok`, reading sources saw their end of stream. */
-function giveBack(held: Map<Socket, Held>, ok: boolean): void {
+function giveBack(held: Map<Socket, Held>, how: 'ok' | 'failed' | 'untouched'): void {
   for (const h of held.values()) {
     if (h.write) h.write.release();
     // A place reserved but not reached yet (the relay failed first) is given up when it is reached.
     else h.reserved?.then((hold) => hold.release(), swallow);
-    h.read?.release(ok);
+    if (how === 'untouched') h.read?.restore();
+    else h.read?.release(how === 'ok');
     // After a failure the sockets are destroyed; a late 'error' from Node must not crash the process.
-    if (ok) h.socket.off('error', swallow);
+    if (how !== 'failed') h.socket.off('error', swallow);
   }
 }
 
@@ -429,7 +437,8 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
       pipeSize: plan.pipeSize,
     });
   } catch (err) {
-    throw new Failed(err, zeros(plan));
+    // Refused before any byte moved (a closed fd, an end it could not deliver to): nothing to undo.
+    throw new Failed(err, zeros(plan), true);
   }
   const sockets = [...held.keys()];
   const unsubscribe = cancelOnEnd(job, sockets, signal);

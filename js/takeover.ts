@@ -297,6 +297,11 @@ export interface ReadHold {
    * hooks are put back. Idempotent.
    */
   release(eof: boolean): void;
+  /**
+   * Gives reading back as if the relay had never taken it (it failed before moving anything): the
+   * bytes of `head` go back to the front of Node's buffer and reading resumes. Idempotent with release.
+   */
+  restore(): void;
 }
 
 interface ReadableInternals {
@@ -345,14 +350,27 @@ export function holdReading(socket: Socket): ReadHold {
     for (const listener of listeners) socket.on('data', listener);
   }
   let released = false;
+  const head = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  const giveBack = (): void => {
+    released = true;
+    readHeld.delete(socket);
+    if (own) Object.defineProperty(socket, '_read', own);
+    else delete (target as Partial<ReadableInternals>)._read;
+  };
   return {
-    head: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks),
+    head,
+    restore() {
+      if (released) return;
+      giveBack();
+      if (socket.destroyed) return;
+      if (head.length > 0) socket.unshift(head);
+      // Reading from the fd was stopped behind Node's back, which may still count a read as pending:
+      // net's own _read starts it again (and stops it as usual once the buffer is full).
+      target._read(socket.readableHighWaterMark);
+    },
     release(eof) {
       if (released) return;
-      released = true;
-      readHeld.delete(socket);
-      if (own) Object.defineProperty(socket, '_read', own);
-      else delete (target as Partial<ReadableInternals>)._read;
+      giveBack();
       if (!eof || socket.destroyed) return;
       // Node's own end of stream, unless it had already read it before the relay began.
       if (!target._readableState?.ended) socket.push(null);
