@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -16,17 +16,6 @@ use zerocopy_io::ready::{Cancel, CancelReason};
 use zerocopy_io::send::{Attempt, SendFile, SendMechanism};
 use zerocopy_io::sys::{file, socket};
 use zerocopy_io::Errno;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn dup(fd: impl AsFd) -> OwnedFd {
-    file::dup_cloexec(fd.as_fd()).unwrap()
-}
 
 /// A reader thread that collects everything until EOF.
 fn collect(mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {

@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{IoSlice, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,17 +27,6 @@ const NONBLOCK: SpliceFlags = SpliceFlags::SPLICE_F_NONBLOCK;
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn dup(fd: impl AsFd) -> OwnedFd {
-    file::dup_cloexec(fd.as_fd()).unwrap()
 }
 
 fn tcp_pair() -> (TcpStream, TcpStream) {

@@ -161,3 +161,17 @@ pub fn is_root() -> bool {
         .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
         .unwrap_or(false)
 }
+
+/// A current-thread tokio runtime with the reactor, for the engines that wait on readiness.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A close-on-exec duplicate of `fd`, for the engines that own the fds they are given.
+#[cfg(target_os = "linux")]
+pub fn dup(fd: impl std::os::fd::AsFd) -> std::os::fd::OwnedFd {
+    zerocopy_io::sys::file::dup_cloexec(fd.as_fd()).unwrap()
+}
