@@ -518,6 +518,23 @@ test('pipe, proxy, teeTo: bad arguments and unusable sockets', async () => {
   c.peer.destroy();
 });
 
+test('a second relay from a socket already being relayed is refused; the first goes on', async () => {
+  const src = await connection();
+  const one = await connection();
+  const two = await connection();
+  const got = receive(one.peer);
+  const first = pipe(src.ours, one.ours);
+  const err = await rejection(() => pipe(src.ours, two.ours));
+  assert.is(err.code, 'ERR_INVALID_STATE');
+  assert.is(err.bytesTransferred, 0);
+  assert.not.ok(two.ours.destroyed, 'the refused relay left its destination alone');
+  src.peer.end('only once');
+  assert.equal(await first, { bytes: 9, mechanism: 'splice' });
+  assert.is((await got).toString(), 'only once');
+  for (const c of [src, one, two]) c.peer.destroy();
+  two.ours.destroy();
+});
+
 test('abort stops a relay waiting on a silent peer; both sockets are destroyed', async () => {
   const a = await connection();
   const b = await connection();
