@@ -95,33 +95,25 @@ console.log(
     : 'page cache: no 2 MiB pages (THP disabled, or this filesystem/kernel keeps no large folios): mappings use 4 KiB pages',
 );
 
+/** The random reads over a mapping's Buffer: one slice per block, two words read from it. */
+function readSlices(buf) {
+  let sum = 0;
+  for (let i = 0; i < reads; i++) {
+    const o = offsets[i];
+    const block = buf.subarray(o, o + BLOCK);
+    sum += block.readUInt32LE(0) + block.readUInt32LE(BLOCK - 4);
+  }
+  mark();
+  return sum;
+}
+
 const random = [
-  [
-    'mmap slices, mapped beforehand',
-    async () => {
-      const buf = steady.buffer;
-      let sum = 0;
-      for (let i = 0; i < reads; i++) {
-        const o = offsets[i];
-        const block = buf.subarray(o, o + BLOCK);
-        sum += block.readUInt32LE(0) + block.readUInt32LE(BLOCK - 4);
-      }
-      mark();
-      return sum;
-    },
-  ],
+  ['mmap slices, mapped beforehand', async () => readSlices(steady.buffer)],
   [
     'mmap + slices (map in the run)',
     async () => {
       const m = await mmap(file, { advice: 'random' });
-      const buf = m.buffer;
-      let sum = 0;
-      for (let i = 0; i < reads; i++) {
-        const o = offsets[i];
-        const block = buf.subarray(o, o + BLOCK);
-        sum += block.readUInt32LE(0) + block.readUInt32LE(BLOCK - 4);
-      }
-      mark();
+      const sum = readSlices(m.buffer);
       m.close();
       return sum;
     },

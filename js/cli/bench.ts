@@ -154,6 +154,27 @@ function copyPath(spec: Omit<PathSpec, 'group' | 'run' | 'mechanism'> & { mechan
   };
 }
 
+/**
+ * A socket → socket path: `move` relays from the source process (`a`) to the sink (`b`), set up before
+ * the source is told to go; the run ends when the sink has closed `b` (every byte read).
+ */
+function relayPath(spec: Omit<PathSpec, 'group' | 'run' | 'prepare'> & { move: (a: net.Socket, b: net.Socket) => Promise<Moved> }): PathSpec {
+  const { move, ...rest } = spec;
+  return {
+    ...rest,
+    group: 'socket → socket',
+    prepare: relay,
+    run: async (_ctx, { a, b, go }) => {
+      if (!a || !b || !go) throw new Error('relay not prepared');
+      const closed = once(b, 'close');
+      const moving = move(a, b);
+      go();
+      const [moved] = await Promise.all([moving, closed]);
+      return moved;
+    },
+  };
+}
+
 const PATHS: PathSpec[] = [
   {
     id: 'node-streams',
@@ -262,42 +283,32 @@ const PATHS: PathSpec[] = [
     unavailable: (caps) =>
       caps.filesystem?.reflink ? undefined : `${caps.filesystem?.type ?? 'this filesystem'} cannot share blocks (XFS with reflink, btrfs can)`,
   }),
-  {
+  relayPath({
     id: 'node-pipe',
-    group: 'socket → socket',
     name: 'Node a.pipe(b)',
     mechanism: 'readwrite',
     baseline: true,
     model: COPY2,
-    prepare: relay,
-    run: async (ctx, { a, b, go }) => {
-      if (!a || !b || !go) throw new Error('relay not prepared');
+    move: async (a, b) => {
       let chunks = 0;
-      a.on('data', () => chunks++);
+      let bytes = 0;
+      a.on('data', (d: Buffer) => {
+        chunks++;
+        bytes += d.length;
+      });
       a.pipe(b);
-      const closed = once(b, 'close');
-      go();
-      await closed;
-      return { bytes: ctx.size, nodeCalls: 2 * chunks };
+      await once(b, 'close');
+      return { bytes, nodeCalls: 2 * chunks };
     },
-  },
-  {
+  }),
+  relayPath({
     id: 'splice-relay',
-    group: 'socket → socket',
     name: 'splice (socket → pipe → socket)',
     mechanism: 'splice',
     model: SPLICE,
     unavailable: noSplice,
-    prepare: relay,
-    run: async (ctx, { a, b, go }) => {
-      if (!a || !b || !go) throw new Error('relay not prepared');
-      const closed = once(b, 'close');
-      go();
-      const { bytes } = await pipe(a, b);
-      await closed;
-      return { bytes };
-    },
-  },
+    move: async (a, b) => ({ bytes: (await pipe(a, b)).bytes }),
+  }),
 ];
 
 /**

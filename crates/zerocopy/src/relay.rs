@@ -87,7 +87,7 @@ struct End {
 
 /// Refuses, before any byte moves, an end the relay could read from but not deliver to (or the
 /// reverse): otherwise the first splice into it would fail with bytes already taken from the source.
-fn check_access(fd: &OwnedFd, read: bool, written: bool) -> Result<()> {
+fn check_access(fd: &OwnedFd, kind: SFlag, read: bool, written: bool) -> Result<()> {
     let flags =
         nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| Error::new(e, "fcntl"))?;
     let flags = OFlag::from_bits_truncate(flags);
@@ -105,15 +105,12 @@ fn check_access(fd: &OwnedFd, read: bool, written: bool) -> Result<()> {
             "a source of the relay is open for writing only",
         );
     }
-    if written && flags.contains(OFlag::O_APPEND) {
-        let kind = file::file_type(&file::fstat(fd)?);
-        if kind == SFlag::S_IFREG {
-            return refuse(
-                Errno::EINVAL,
-                "a destination of the relay is a file opened with O_APPEND ('a'): the kernel does not \
-                 splice into appending files; open it without O_APPEND",
-            );
-        }
+    if written && kind == SFlag::S_IFREG && flags.contains(OFlag::O_APPEND) {
+        return refuse(
+            Errno::EINVAL,
+            "a destination of the relay is a file opened with O_APPEND ('a'): the kernel does not \
+             splice into appending files; open it without O_APPEND",
+        );
     }
     Ok(())
 }
@@ -472,11 +469,6 @@ impl Relay {
                 return Err(invalid("a relay chain names an end that does not exist"));
             }
         }
-        for (i, fd) in ends.iter().enumerate() {
-            let read = chains.iter().any(|c| c.src == i);
-            let written = chains.iter().any(|c| c.sinks.contains(&i));
-            check_access(fd, read, written)?;
-        }
         let mut relay = Relay {
             ends: Vec::with_capacity(ends.len()),
             chains: Vec::with_capacity(chains.len()),
@@ -484,8 +476,13 @@ impl Relay {
             registered: false,
             finished: false,
         };
-        for fd in ends {
+        for (i, fd) in ends.into_iter().enumerate() {
+            let read = chains.iter().any(|c| c.src == i);
+            let written = chains.iter().any(|c| c.sinks.contains(&i));
+            // On failure `relay` is dropped, which gives the ends made so far their blocking mode back.
             relay.ends.push(End::new(fd)?);
+            let end = &relay.ends[i];
+            check_access(end.owned(), end.kind, read, written)?;
         }
         let size = pipe_size.unwrap_or(RELAY_PIPE_SIZE);
         for spec in chains {
