@@ -164,6 +164,42 @@ test('a transfer list cannot steal the mapped memory', () => {
   assert.is(m.length, 0);
 });
 
+test('a runtime that forbids external buffers gets ERR_EXTERNAL_BUFFERS_NOT_ALLOWED, and the mapping is let go', () => {
+  // No Node build forbids external buffers (Electron's V8 sandbox does), so the native half cannot fail
+  // this way here. This feeds the TypeScript half the record the native half makes for that status
+  // (pinned by the cargo test forbidden_external_buffers_are_an_eopnotsupp_record_naming_the_call).
+  const record = {
+    'zerocopy-error': 1,
+    code: 'EOPNOTSUPP',
+    errno: constants.errno.EOPNOTSUPP,
+    syscall: 'napi_create_external_buffer',
+    message: 'EOPNOTSUPP: this runtime forbids external buffers, so a mapping cannot be shared with JavaScript without copying it, napi_create_external_buffer',
+  };
+  let closes = 0;
+  const native = {
+    createBuffer() {
+      throw new Error(JSON.stringify(record));
+    },
+    close() {
+      closes++;
+      return false;
+    },
+  };
+  const err = thrown(() => new MappedFile(native, 'r', 0));
+  assert.is(err.code, 'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED');
+  assert.match(err.message, /forbids external buffers/);
+  assert.is(err.cause.code, 'EOPNOTSUPP');
+  assert.is(err.cause.syscall, 'napi_create_external_buffer');
+  assert.is(closes, 1, 'the native mapping is closed, not leaked');
+
+  // Any other failure to make the buffer stays the system error it is.
+  record.code = 'ENOMEM';
+  record.syscall = 'mmap';
+  const other = thrown(() => new MappedFile(native, 'r', 0));
+  assert.is(other.code, 'ENOMEM');
+  assert.is(closes, 2);
+});
+
 test('zero-length files and empty windows give empty buffers', async () => {
   const empty = s.path('empty');
   writeFileSync(empty, '');

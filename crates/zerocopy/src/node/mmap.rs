@@ -305,6 +305,17 @@ fn napi_call(status: sys::napi_status, what: &str) -> napi::Result<()> {
     }
 }
 
+/// A runtime that forbids external buffers (Electron's V8 sandbox) gets an EOPNOTSUPP error naming the
+/// call, which the TypeScript layer turns into `ERR_EXTERNAL_BUFFERS_NOT_ALLOWED`: never a copy whose
+/// writes would be lost. None for any other status.
+fn forbidden_external_buffers(status: sys::napi_status) -> Option<Error> {
+    (status == sys::Status::napi_no_external_buffers_allowed).then(|| {
+        Error::new(Errno::ENOTSUP, "napi_create_external_buffer").with_detail(
+            "this runtime forbids external buffers, so a mapping cannot be shared with JavaScript without copying it",
+        )
+    })
+}
+
 /// Called by Node when V8 frees the Buffer's memory (collected, or detached by `close()`).
 unsafe extern "C" fn finalize_buffer(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box<Arc<Shared>> leaked in `create_buffer`, handed to exactly this one
@@ -432,12 +443,8 @@ impl Mapping {
         if status != sys::Status::napi_ok {
             // SAFETY: creation failed, so the finalizer will never run and the hint is still ours.
             drop(unsafe { Box::from_raw(hint) });
-            if status == sys::Status::napi_no_external_buffers_allowed {
-                return Err(to_napi(
-                    Error::new(Errno::ENOTSUP, "napi_create_external_buffer").with_detail(
-                        "this runtime forbids external buffers, so a mapping cannot be shared with JavaScript without copying it",
-                    ),
-                ));
+            if let Some(err) = forbidden_external_buffers(status) {
+                return Err(to_napi(err));
             }
             napi_call(status, "napi_create_external_buffer")?;
         }
@@ -567,4 +574,25 @@ pub fn file_residency(path: Option<Buffer>, fd: Option<i32>) -> napi::Result<Nat
         Source::Fd(fd) => mmap::file_residency(&fd).map_err(to_napi)?,
     };
     Ok(r.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No Node runtime at hand forbids external buffers, so this pins the record that
+    /// `__test__/mmap.test.mjs` feeds the TypeScript layer for that case.
+    #[test]
+    fn forbidden_external_buffers_are_an_eopnotsupp_record_naming_the_call() {
+        let err =
+            forbidden_external_buffers(sys::Status::napi_no_external_buffers_allowed).unwrap();
+        let record = crate::node::error::format_record(&err);
+        assert!(
+            record.starts_with(
+                "{\"zerocopy-error\":1,\"code\":\"EOPNOTSUPP\",\"errno\":95,\"syscall\":\"napi_create_external_buffer\","
+            ),
+            "{record}"
+        );
+        assert!(forbidden_external_buffers(sys::Status::napi_generic_failure).is_none());
+    }
 }
