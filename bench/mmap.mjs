@@ -107,6 +107,44 @@ function readSlices(buf) {
   return sum;
 }
 
+/**
+ * The two costs a slice read is made of, each the median over the runs in ns per read: (1) the same
+ * slice and word reads over a Buffer that stays in cache (V8's cost alone), (2) one random 32-bit read
+ * from the mapping whose address depends on the word read before it (a dependent chain: the memory
+ * latency, which a slice between reads exposes, since its hundreds of instructions keep the CPU from
+ * starting the next read's cache miss before the last one is over).
+ */
+function sliceReadCosts(buf) {
+  const cached = Buffer.alloc(4 * BLOCK, 1);
+  const zero = new Int32Array(1); // always 0, but the JIT cannot know: keeps the chain's dependency real
+  const time = (fn) => {
+    fn(); // compiled before it is timed
+    const ns = [];
+    for (let run = 0; run < runs; run++) {
+      const t0 = process.hrtime.bigint();
+      fn();
+      ns.push(Number(process.hrtime.bigint() - t0) / reads);
+    }
+    return median(ns);
+  };
+  const slice = time(() => {
+    let sum = 0;
+    for (let i = 0; i < reads; i++) {
+      const o = (i & 3) * BLOCK;
+      const block = cached.subarray(o, o + BLOCK);
+      sum += block.readUInt32LE(0) + block.readUInt32LE(BLOCK - 4);
+    }
+    return sum;
+  });
+  const latency = time(() => {
+    let word = 0;
+    const z = zero[0];
+    for (let i = 0; i < reads; i++) word = buf.readUInt32LE(offsets[i] + (word & z));
+    return word;
+  });
+  return { slice, latency };
+}
+
 const random = [
   ['mmap slices, mapped beforehand', async () => readSlices(steady.buffer)],
   [
@@ -243,7 +281,19 @@ function report(title, variants, results, unit, perOp, baseIndex = 1, otherIndex
 
 try {
   const a = report('(a) random 4 KiB reads', random, await measure(random), 'µs/read', (s) => ((s * 1e6) / reads).toFixed(2), 2, 3);
+  const floor = sliceReadCosts(steady.buffer);
   steady.close();
+  const needed = (a[2].wall * 1e9) / reads / 10;
+  console.log(
+    `what a slice read is made of (ns per read, medians): a slice + the two word reads over a Buffer in cache ${floor.slice.toFixed(0)}; ` +
+      `one random read from the mapping that waits for the one before (memory latency) ${floor.latency.toFixed(0)}`,
+  );
+  console.log(
+    `10x fs.readSync needs <= ${needed.toFixed(0)} ns per read. A slice made between reads keeps the CPU from starting one read's cache miss ` +
+      `before the last one is over, so each read waits for memory about once: ${
+        floor.latency > needed ? 'the target is below the memory latency of this machine' : 'the memory latency of this machine leaves room for the target'
+      }\n`,
+  );
   const b = report('(b) sequential checksum', sequential, await measure(sequential), 'MiB/s', (s) => (sizeMiB / s).toFixed(0));
   const ratio = a[2].wall / a[0].wall;
   const bestRatio = a[2].best / a[0].best;
