@@ -247,6 +247,7 @@ test('pipe: bytes Node had already read from src are forwarded first, and no dat
   assert.is(res.bytes, body.length);
   assert.ok(received.equals(body), 'no loss, no reordering');
   assert.is(seenByListener, 0, 'the relay took the buffered bytes, listeners did not see them');
+  assert.is(src.ours.bytesRead, line.length + body.length, 'bytesRead counts what Node read and what the relay read, once');
   src.peer.destroy();
   dst.peer.destroy();
 });
@@ -316,6 +317,7 @@ test('teeTo: two sinks get equal bytes, the slower one sets the pace', async () 
   await producing;
   const res = await relaying;
   assert.equal(res, { bytes: size, mechanism: 'splice' });
+  assert.is(src.ours.bytesRead, size, 'read once, whatever the number of sinks');
   const [f, sl] = await Promise.all([gotFast, gotSlow]);
   assert.is(f.digest, expected(size, 7));
   assert.is(sl.digest, f.digest);
@@ -608,7 +610,7 @@ test('TLS sockets fall back to streams, both directions intact', async () => {
   plain.peer.destroy();
 });
 
-test('a moving relay keeps setTimeout() quiet on both sockets and counts in bytesWritten', async () => {
+test('a moving relay keeps setTimeout() quiet on both sockets and counts in bytesWritten and bytesRead', async () => {
   const src = await connection();
   const dst = await connection();
   let timeouts = 0;
@@ -627,6 +629,7 @@ test('a moving relay keeps setTimeout() quiet on both sockets and counts in byte
   assert.ok(took > 300, `the relay took ${took} ms: longer than the timeout, or the test proves nothing`);
   assert.is(timeouts, 0, "no 'timeout' while bytes kept moving");
   assert.is(dst.ours.bytesWritten, size);
+  assert.is(src.ours.bytesRead, size);
   assert.is(await reading, size);
   src.peer.destroy();
   dst.peer.destroy();

@@ -423,16 +423,20 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
     if (fd === undefined) throw new Failed(destroyedError(), zeros(plan));
     return fd;
   });
+  // Bytes Node had read from each chain's Node source before the relay: forwarded first.
+  const heads = plan.chains.map((c) => {
+    const src = plan.ends[c.src];
+    const head = typeof src === 'number' || !src ? undefined : held.get(src)?.read?.head;
+    return head && head.length > 0 ? head : undefined;
+  });
   let job: InstanceType<typeof native.RelayJob>;
   try {
     job = new native.RelayJob({
       fds,
-      chains: plan.chains.map((c) => {
-        const src = plan.ends[c.src];
-        const head = typeof src === 'number' || !src ? undefined : held.get(src)?.read?.head;
+      chains: plan.chains.map((c, i) => {
         // Node sockets are ended by Node (after the writes it held); fds are shut down natively.
-        const natively = c.end && c.sinks.every((i) => typeof plan.ends[i] === 'number');
-        return { src: c.src, sinks: c.sinks, head: head && head.length > 0 ? head : undefined, shutdown: natively };
+        const natively = c.end && c.sinks.every((e) => typeof plan.ends[e] === 'number');
+        return { src: c.src, sinks: c.sinks, head: heads[i], shutdown: natively };
       }),
       pipeSize: plan.pipeSize,
     });
@@ -446,10 +450,14 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
   const budget = signal || plan.onProgress || sockets.some(hasIdleTimeout) ? WATCHED_STEP : Infinity;
   const seen = plan.chains.map(() => false);
   const told = zeros(plan);
-  /** Node hears of the bytes each sink socket received, and every socket of the relay of activity. */
+  const toldRead = plan.chains.map(() => 0);
+  /**
+   * Node hears of the bytes each sink socket received, of the bytes each source socket gave (those its
+   * sinks got, less the head Node had read itself), and every socket of the relay of activity.
+   */
   const tell = (bytes: number[][]): void => {
     let any = false;
-    plan.chains.forEach((chain, c) =>
+    plan.chains.forEach((chain, c) => {
       chain.sinks.forEach((end, k) => {
         const now = bytes[c]?.[k] ?? 0;
         const before = told[c]?.[k] ?? 0;
@@ -458,8 +466,14 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
         (told[c] as number[])[k] = now;
         const sink = plan.ends[end];
         if (typeof sink !== 'number' && sink) noteActivity(sink, now - before);
-      }),
-    );
+      });
+      const src = plan.ends[chain.src];
+      const read = Math.max(0, ...(bytes[c] ?? []).map((n) => n - (heads[c]?.length ?? 0)));
+      if (typeof src !== 'number' && src && read > (toldRead[c] ?? 0)) {
+        noteActivity(src, 0, read - (toldRead[c] ?? 0));
+        toldRead[c] = read;
+      }
+    });
     if (any) for (const s of sockets) noteActivity(s, 0);
   };
   try {

@@ -226,28 +226,31 @@ interface ActivityInternals {
 }
 
 /** Bytes written to each socket natively, which Node's own count (its handle's) cannot include. */
-const nativelyWritten = new WeakMap<Socket, number>();
+/** Bytes each socket moved around Node, by the getter of Node's that counts them. */
+const natively = { _bytesDispatched: new WeakMap<Socket, number>(), bytesRead: new WeakMap<Socket, number>() };
 
 /**
- * Adds `n` to `socket.bytesWritten`. Node computes it from `_bytesDispatched`, a getter over the
- * libuv handle's count; the socket gets its own getter adding the bytes sent around Node. Should a
- * Node version lack that getter, `bytesWritten` simply stays Node's own count.
+ * Adds `n` bytes moved around Node to one of its counts: `bytesRead` (a getter over the libuv handle's
+ * count) or `_bytesDispatched` (the same for writes, from which Node computes `bytesWritten`). The
+ * socket gets its own getter, adding the bytes to Node's. Should a Node version lack the getter, the
+ * count simply stays Node's own.
  */
-function addWritten(socket: Socket, n: number): void {
-  if (!nativelyWritten.has(socket)) {
+function addCount(socket: Socket, getter: keyof typeof natively, n: number): void {
+  const counts = natively[getter];
+  if (!counts.has(socket)) {
     let proto: object | null = Object.getPrototypeOf(socket);
     let base: (() => number) | undefined;
-    for (; proto && !base; proto = Object.getPrototypeOf(proto)) base = Object.getOwnPropertyDescriptor(proto, '_bytesDispatched')?.get;
+    for (; proto && !base; proto = Object.getPrototypeOf(proto)) base = Object.getOwnPropertyDescriptor(proto, getter)?.get;
     if (!base) return;
     const nodeCount = base;
-    Object.defineProperty(socket, '_bytesDispatched', {
+    Object.defineProperty(socket, getter, {
       configurable: true,
       get(this: Socket): number {
-        return nodeCount.call(this) + (nativelyWritten.get(this) ?? 0);
+        return nodeCount.call(this) + (counts.get(this) ?? 0);
       },
     });
   }
-  nativelyWritten.set(socket, (nativelyWritten.get(socket) ?? 0) + n);
+  counts.set(socket, (counts.get(socket) ?? 0) + n);
 }
 
 /** Whether `socket.setTimeout(ms)` armed an idle timeout: native transfers must then report progress. */
@@ -258,11 +261,13 @@ export function hasIdleTimeout(socket: Socket): boolean {
 /**
  * Tells Node about bytes moved natively on `socket`, which it cannot see: the `setTimeout()` idle
  * timer restarts as after a read or write of Node's own (a transfer that keeps moving never times out;
- * a stalled one still does), and `written` bytes are added to `socket.bytesWritten`.
+ * a stalled one still does), `written` bytes are added to `socket.bytesWritten` and `read` bytes to
+ * `socket.bytesRead`.
  */
-export function noteActivity(socket: Socket, written: number): void {
+export function noteActivity(socket: Socket, written: number, read = 0): void {
   (socket as ActivityInternals)._unrefTimer?.();
-  if (written > 0) addWritten(socket, written);
+  if (written > 0) addCount(socket, '_bytesDispatched', written);
+  if (read > 0) addCount(socket, 'bytesRead', read);
 }
 
 /** `ERR_STREAM_DESTROYED`: the socket has no fd any more. */
