@@ -225,8 +225,7 @@ interface ActivityInternals {
   _unrefTimer?: () => void;
 }
 
-/** Bytes written to each socket natively, which Node's own count (its handle's) cannot include. */
-/** Bytes each socket moved around Node, by the getter of Node's that counts them. */
+/** Bytes each socket moved around Node, which Node's own counts (its handle's) cannot include; by getter. */
 const natively = { _bytesDispatched: new WeakMap<Socket, number>(), bytesRead: new WeakMap<Socket, number>() };
 
 /**
