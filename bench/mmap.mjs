@@ -100,10 +100,19 @@ console.log(
     : 'page cache: no 2 MiB pages (THP disabled, or this filesystem/kernel keeps no large folios): mappings use 4 KiB pages',
 );
 
-/** The two words the random reads consume, summed over the first `n` reads, read in place from `steady`. */
-function wordSums(n) {
+/**
+ * The first `n` random reads made in place: the same two words per block read through one Uint32Array
+ * over the mapping, no slice per read, so consecutive cache misses can overlap.
+ */
+function readInPlace(n) {
+  const buf = steady.buffer;
+  const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
+  const last = BLOCK / 4 - 1;
   let sum = 0;
-  for (let i = 0; i < n; i++) sum += steady.buffer.readUInt32LE(offsets[i]) + steady.buffer.readUInt32LE(offsets[i] + BLOCK - 4);
+  for (let i = 0; i < n; i++) {
+    const w = offsets[i] / 4;
+    sum += words[w] + words[w + last];
+  }
   return sum;
 }
 
@@ -169,17 +178,9 @@ const random = [
     },
   ],
   [
-    // The same words read in place, without a slice per block: consecutive cache misses can overlap.
     'mmap in place (one Uint32Array)',
     async () => {
-      const buf = steady.buffer;
-      const words = new Uint32Array(buf.buffer, buf.byteOffset, buf.length >> 2);
-      const last = BLOCK / 4 - 1;
-      let sum = 0;
-      for (let i = 0; i < reads; i++) {
-        const w = offsets[i] / 4;
-        sum += words[w] + words[w + last];
-      }
+      const sum = readInPlace(reads);
       mark();
       return sum;
     },
@@ -294,7 +295,7 @@ function report(title, variants, results, unit, perOp, baseIndex = 1, otherIndex
   for (const [name, , done] of variants) {
     if (done === undefined) continue;
     const got = [...results.get(name).sums].join();
-    if (got !== String(wordSums(done))) throw new Error(`${title}: ${name} read other data than the file's: ${got} / ${wordSums(done)}`);
+    if (got !== String(readInPlace(done))) throw new Error(`${title}: ${name} read other data than the file's: ${got} / ${readInPlace(done)}`);
   }
   if (checks.size !== 1) throw new Error(`${title}: variants disagree on the data read: ${[...checks].join(' / ')}`);
   const base = rows[baseIndex];

@@ -59,6 +59,17 @@ impl Error {
         }
     }
 
+    /// The error of a transfer stopped by the caller's AbortSignal: `ABORT_ERR`, which the TypeScript
+    /// layer turns into the signal's own `AbortError`.
+    pub fn aborted(syscall: &'static str) -> Self {
+        Error::custom(
+            "ABORT_ERR",
+            Errno::ECANCELED,
+            syscall,
+            "The operation was aborted",
+        )
+    }
+
     /// Replaces the errno name as the error's `code` with a name of this crate's own, keeping the
     /// errno (e.g. `ERR_DIRECT_IO_UNSUPPORTED` for the kernel's `EINVAL` at open).
     #[must_use]

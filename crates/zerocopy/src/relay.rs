@@ -419,7 +419,8 @@ fn stuck_if_zero(n: usize) -> Result<()> {
     Ok(())
 }
 
-fn closed() -> Error {
+/// The error for using a relay (or one of its stages) after it has let go of its fds and pipes.
+pub(crate) fn closed() -> Error {
     Error::custom(
         "ERR_STREAM_DESTROYED",
         Errno::EBADF,
@@ -655,12 +656,7 @@ impl Relay {
 
     fn cancelled(&self, reason: CancelReason) -> Error {
         match reason {
-            CancelReason::Aborted => Error::custom(
-                "ABORT_ERR",
-                Errno::ECANCELED,
-                SYSCALL,
-                "The operation was aborted",
-            ),
+            CancelReason::Aborted => Error::aborted(SYSCALL),
             // A socket destroyed on the JS side: if a peer reset or closed its connection, that is the
             // real story. Only sinks of unfinished chains are asked: a finished chain shut its sinks
             // down, and a socket shut down for writing answers EPIPE however healthy it is.

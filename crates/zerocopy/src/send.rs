@@ -368,12 +368,7 @@ impl SendFile {
 
     fn cancelled(&self, reason: CancelReason) -> Error {
         match reason {
-            CancelReason::Aborted => Error::custom(
-                "ABORT_ERR",
-                Errno::ECANCELED,
-                SYSCALL,
-                "The operation was aborted",
-            ),
+            CancelReason::Aborted => Error::aborted(SYSCALL),
             // Destroyed on the JS side: if the peer reset or closed the connection, that is the real
             // story; only a connection that is still fine was destroyed by the application.
             CancelReason::Destroyed => match socket::probe_send(&self.io.socket) {

@@ -53,15 +53,6 @@ pub struct RelayJob {
     bytes: Arc<Mutex<Vec<Vec<u64>>>>,
 }
 
-fn ended() -> crate::Error {
-    crate::Error::custom(
-        "ERR_STREAM_DESTROYED",
-        nix::errno::Errno::EBADF,
-        "splice",
-        "the relay was closed",
-    )
-}
-
 fn counts(relay: &Relay) -> Vec<Vec<u64>> {
     (0..relay.chains()).map(|c| relay.bytes(c)).collect()
 }
@@ -74,7 +65,7 @@ async fn step(
 ) -> crate::Result<RelayProgress> {
     let mut guard = state.lock().await;
     let Some(relay) = guard.as_mut() else {
-        return Err(ended());
+        return Err(crate::relay::closed());
     };
     let result = relay.step(budget, cancel).await;
     let now = counts(relay);
