@@ -137,6 +137,25 @@ impl Request {
     }
 }
 
+/// Opens a path for `mmap` or `residency`: non-blocking, so that a FIFO without a writer (or a
+/// device that waits for a carrier) cannot hang the open, nor the pool thread it runs on.
+fn open_path(path: &std::path::Path, access: OFlag) -> crate::Result<OwnedFd> {
+    crate::sys::file::open_nonblocking(path, access | OFlag::O_NOCTTY, FileMode::empty())
+}
+
+/// Only regular files can be mapped: `EISDIR` for a directory, `ENODEV` for the rest (FIFOs, sockets,
+/// devices), checked with `fstat` before anything reads or maps. Returns the file's size.
+fn regular_size(fd: &OwnedFd, syscall: &'static str) -> crate::Result<u64> {
+    let st = file::fstat(fd)?;
+    match file::file_type(&st) {
+        SFlag::S_IFREG => Ok(st.st_size.max(0) as u64),
+        SFlag::S_IFDIR => Err(Error::new(Errno::EISDIR, syscall)),
+        _ => {
+            Err(Error::new(Errno::ENODEV, syscall).with_detail("only regular files can be mapped"))
+        }
+    }
+}
+
 /// Opens (or takes) the file, checks the window against its size and maps it.
 fn open(req: Request) -> crate::Result<Mapping> {
     let path = match &req.source {
@@ -154,21 +173,11 @@ fn open(req: Request) -> crate::Result<Mapping> {
             } else {
                 OFlag::O_RDONLY
             };
-            file::open(&p, access | OFlag::O_NOCTTY, FileMode::empty())?
+            open_path(&p, access)?
         }
         Source::Fd(fd) => fd,
     };
-    let st = file::fstat(&fd).map_err(with_path)?;
-    match file::file_type(&st) {
-        SFlag::S_IFREG => {}
-        SFlag::S_IFDIR => return Err(with_path(Error::new(Errno::EISDIR, "mmap"))),
-        _ => {
-            return Err(with_path(
-                Error::new(Errno::ENODEV, "mmap").with_detail("only regular files can be mapped"),
-            ))
-        }
-    }
-    let file_size = st.st_size.max(0) as u64;
+    let file_size = regular_size(&fd, "mmap").map_err(with_path)?;
     let Some(len) = mmap::window(file_size, req.offset, req.length) else {
         let fit = if req.offset > file_size {
             Fit::Offset
@@ -567,11 +576,14 @@ pub fn mmap_sync(spec: MmapSpec) -> napi::Result<Mapping> {
 pub fn file_residency(path: Option<Buffer>, fd: Option<i32>) -> napi::Result<NativeResidency> {
     let r = match source_of(path, fd)? {
         Source::Path(p) => {
-            let fd = file::open(&p, OFlag::O_RDONLY | OFlag::O_NOCTTY, FileMode::empty())
-                .map_err(to_napi)?;
-            mmap::file_residency(&fd).map_err(|e| to_napi(e.with_path(&p)))?
+            let fd = open_path(&p, OFlag::O_RDONLY).map_err(to_napi)?;
+            regular_size(&fd, "mmap")
+                .and_then(|_| mmap::file_residency(&fd))
+                .map_err(|e| to_napi(e.with_path(&p)))?
         }
-        Source::Fd(fd) => mmap::file_residency(&fd).map_err(to_napi)?,
+        Source::Fd(fd) => regular_size(&fd, "mmap")
+            .and_then(|_| mmap::file_residency(&fd))
+            .map_err(to_napi)?,
     };
     Ok(r.into())
 }
