@@ -32,12 +32,6 @@ fn map(file: &std::fs::File, mode: Mode, len: usize) -> Mmap {
     .unwrap()
 }
 
-fn read_byte(m: &Mmap, at: usize) -> u8 {
-    assert!(at < m.len());
-    // SAFETY: inside the window; a truncated page reads as zero instead of faulting.
-    unsafe { m.as_ptr().add(at).read_volatile() }
-}
-
 #[test]
 fn a_truncated_file_reads_zeros_past_its_new_end_and_the_mapping_turns_stale() {
     let dir = disk_dir();
