@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, openSync, writeSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 import { residency } from 'zerocopy';
 import { createRequire } from 'node:module';
@@ -170,4 +171,19 @@ export function receive(client) {
   const chunks = [];
   client.on('data', (d) => chunks.push(d));
   return new Promise((resolve) => client.on('end', () => resolve(Buffer.concat(chunks))));
+}
+
+/**
+ * Runs an ES module snippet in a child of this same Node (from the package root, so `import 'zerocopy'`
+ * resolves), bounded by `timeout` ms: a crash or a hang shows as the child's status, signal and
+ * output instead of taking the test runner down.
+ */
+export function childModule(code, args = [], { nodeFlags = [], timeout = 120_000, env = {} } = {}) {
+  const r = spawnSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', code, ...args], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    encoding: 'utf8',
+    timeout,
+    env: { ...process.env, ...env },
+  });
+  return { status: r.status, signal: r.signal, out: r.stdout, err: r.stderr, timedOut: r.error?.code === 'ETIMEDOUT' };
 }

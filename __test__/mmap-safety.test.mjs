@@ -2,28 +2,19 @@
 // other SIGBUS still does what it did; mappings nobody closes are unmapped when collected.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, truncateSync } from 'node:fs';
 import { setImmediate as tick } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { mmap, mmapSync } from 'zerocopy';
-import { scratch, makeFile, rejection, thrown, MiB } from './helpers.mjs';
+import { scratch, makeFile, rejection, thrown, childModule, MiB } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
-const root = fileURLToPath(new URL('..', import.meta.url));
 const PAGE = 4096;
 
-/** Runs an ES module snippet in a child node (from the package root, so `import 'zerocopy'` resolves). */
-function child(code, args = [], nodeFlags = []) {
-  const r = spawnSync(process.execPath, [...nodeFlags, '--input-type=module', '-e', code, ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  return { status: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
-}
+/** Runs an ES module snippet in a child node (see childModule). */
+const child = (code, args = [], nodeFlags = []) => childModule(code, args, { nodeFlags });
 
 /** Reads one byte of every page: what a scanning reader does. */
 function scan(buf) {
@@ -77,6 +68,49 @@ for (const mode of ['r', 'rw', 'cow']) {
   });
 }
 
+test("'rw' after a truncation: sync writes every byte the file still holds and names what it could not", async () => {
+  const size = 16 * PAGE;
+  const offset = 100;
+  const path = makeFile(s.path('sync-stale'), size);
+  const m = await mmap(path, { mode: 'rw', offset });
+  m.buffer.write('BEFORE', 10);
+  m.buffer.write('LATER', 9 * PAGE);
+  const newSize = 4 * PAGE + 1000;
+  truncateSync(path, newSize);
+  assert.is(m.buffer[12 * PAGE], 0, 'a page past the new end reads zero');
+  assert.ok(m.stale);
+  m.buffer.write('AFTER', 200); // after the truncation, before the new end: still the file's
+
+  const backed = newSize - offset;
+  const err = await rejection(() => m.sync());
+  assert.is(err.code, 'ERR_MAPPING_TRUNCATED');
+  assert.equal([err.bytesTransferred, err.bytesLost, err.fileSize], [backed, size - offset - backed, newSize]);
+  assert.match(err.message, `it now ends at byte ${newSize}`);
+  assert.match(err.message, `from window offset ${backed} (file offset ${newSize}) on`);
+  const file = readFileSync(path);
+  assert.is(file.length, newSize);
+  assert.is(file.toString('latin1', offset + 10, offset + 16), 'BEFORE');
+  assert.is(file.toString('latin1', offset + 200, offset + 205), 'AFTER');
+
+  m.syncSync({ range: { offset: 0, length: 1000 } }); // wholly before the end: nothing lost
+  await m.sync({ async: true, range: { offset: backed - 1, length: 1 } });
+  const across = thrown(() => m.syncSync({ range: { offset: backed - 10, length: 20 } }));
+  assert.equal([across.code, across.bytesTransferred, across.bytesLost], ['ERR_MAPPING_TRUNCATED', 10, 10]);
+  assert.is(thrown(() => m.close()).code, 'ERR_MAPPING_TRUNCATED');
+});
+
+test("'rw' shrunk but never touched past the end: sync writes what is left and reports the rest", () => {
+  const path = makeFile(s.path('sync-shrunk'), 4 * PAGE);
+  const m = mmapSync(path, { mode: 'rw' });
+  m.buffer.write('kept', 5);
+  truncateSync(path, PAGE);
+  const err = thrown(() => m.syncSync());
+  assert.equal([err.code, err.bytesTransferred, err.bytesLost, err.fileSize], ['ERR_MAPPING_TRUNCATED', PAGE, 3 * PAGE, PAGE]);
+  assert.not.ok(m.stale, 'no page past the end was touched');
+  assert.is(readFileSync(path).toString('latin1', 5, 9), 'kept');
+  m.close();
+});
+
 test('a mapping never touched past the new end is not stale', () => {
   const path = makeFile(s.path('untouched'), 4 * PAGE);
   const m = mmapSync(path);
@@ -113,6 +147,7 @@ test('10,000 mappings dropped without close are unmapped by GC: /proc/self/maps 
      import { setImmediate as tick } from 'node:timers/promises';
      const file = process.argv[1];
      const maps = () => readFileSync('/proc/self/maps', 'utf8').trim().split('\\n');
+     const vm = () => Number(/VmSize:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
      const ours = () => maps().filter((l) => l.endsWith(file)).length;
      // File-backed mappings (inode != 0): the ones a leaked mmap would add.
      const files = () => maps().filter((l) => l.split(' ').filter(Boolean)[4] !== '0').sort();
@@ -121,7 +156,7 @@ test('10,000 mappings dropped without close are unmapped by GC: /proc/self/maps 
      async function settle() { for (let i = 0; i < 4; i++) { globalThis.gc(); await tick(); } }
      for (let i = 0; i < 200; i++) cycle();
      await settle();
-     const base = { files: files(), anonymous: maps().length - files().length, rss: process.memoryUsage().rss };
+     const base = { files: files(), anonymous: maps().length - files().length, rss: process.memoryUsage().rss, vm: vm() };
      let peak = 0;
      for (let i = 1; i <= 10000; i++) {
        cycle();
@@ -129,7 +164,7 @@ test('10,000 mappings dropped without close are unmapped by GC: /proc/self/maps 
      }
      const beforeGc = ours();
      await settle();
-     const after = { files: files(), anonymous: maps().length - files().length, rss: process.memoryUsage().rss };
+     const after = { files: files(), anonymous: maps().length - files().length, rss: process.memoryUsage().rss, vm: vm() };
      process.stdout.write(JSON.stringify({ base, after, peak, beforeGc, ours: ours(), sum }));`,
     [path],
     ['--expose-gc'],
@@ -141,6 +176,9 @@ test('10,000 mappings dropped without close are unmapped by GC: /proc/self/maps 
   assert.equal(res.after.files, res.base.files, 'file-backed mappings exactly as at the baseline');
   // Anonymous mappings may grow a little: V8 keeps the 256 KiB heap pages its heap grew into.
   assert.ok(res.after.anonymous <= res.base.anonymous + 64, `anonymous mappings ${res.base.anonymous} -> ${res.after.anonymous}`);
+  // Unmapped, not just replaced with zero pages and kept: 10,000 MiB kept would show here.
+  const reserved = res.after.vm - res.base.vm;
+  assert.ok(reserved < 512 * MiB, `address space grew by ${(reserved / MiB).toFixed(1)} MiB`);
   const growth = res.after.rss - res.base.rss;
   assert.ok(growth < 96 * MiB, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
 });

@@ -4,7 +4,7 @@
  * HTTP semantics follow the `send` package (what express.static uses), built from the same pillarjs
  * helpers: range-parser, fresh, etag and mime-types.
  */
-import { close, createReadStream, fstat, open, read } from 'node:fs';
+import { close, constants as fsConstants, createReadStream, fstat, open, read } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, posix } from 'node:path';
 import { finished, pipeline } from 'node:stream/promises';
@@ -149,8 +149,11 @@ interface Opened {
 }
 
 /** Where the native helpers are missing: fs.open and fs.fstat (small bodies are read later). */
+/** Read-only and non-blocking: a FIFO without a writer must not hang the open (it is then a 404). */
+const PORTABLE_OPEN = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0);
+
 async function openPortable(path: string): Promise<Opened> {
-  const fd = await new Promise<number>((ok, fail) => open(path, 'r', (err, n) => (err ? fail(err) : ok(n))));
+  const fd = await new Promise<number>((ok, fail) => open(path, PORTABLE_OPEN, (err, n) => (err ? fail(err) : ok(n))));
   try {
     const st = await new Promise<import('node:fs').Stats>((ok, fail) => fstat(fd, (err, s) => (err ? fail(err) : ok(s))));
     return {

@@ -17,7 +17,7 @@ export type { ServeFileOptions, ServeResult } from './http.js';
 export { capabilities, capabilitiesSync } from './capabilities.js';
 export type { Capabilities, DirectIoAlignment, FilesystemCapabilities } from './capabilities.js';
 export { mmap, mmapSync, residency, MappedFile } from './mmap.js';
-export type { MappedRange, MmapAdvice, MmapMode, MmapOptions, MmapSyncOptions, Residency } from './mmap.js';
+export type { MappedRange, MmapAdvice, MmapMode, MmapOptions, MmapSyncOptions, Residency, TruncatedSyncError } from './mmap.js';
 export { alignedBuffer, DirectFile, openDirect, openDirectSync } from './direct.js';
 export type { DirectFileAlignment, DirectFlags, DirectIoOptions, DirectMechanism, FallbackMode, OpenDirectOptions, UnalignedMode } from './direct.js';
 export { createDirectReadStream, createDirectWriteStream, DirectReadStream, DirectWriteStream } from './direct-stream.js';

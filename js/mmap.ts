@@ -3,10 +3,13 @@
  *
  * What no other Node mmap package guarantees, and this one does:
  * - `close()` cannot leave a dangling view: it detaches the Buffer's ArrayBuffer (every view over it
- *   becomes zero-length) before unmapping. A mapping never closed is unmapped when its Buffer is
- *   garbage-collected.
+ *   becomes zero-length) before unmapping. Where the memory escaped to another ArrayBuffer first
+ *   (`transfer()`, a transfer list, a worker), close replaces it with zeros instead and unmaps once
+ *   that ArrayBuffer is gone: no JavaScript operation ever reaches unmapped memory. A mapping never
+ *   closed is unmapped when its Buffer is garbage-collected.
  * - Another process truncating the file does not kill this one: pages past the new end read as zeros,
- *   `.stale` turns true, and `sync`/`advise`/`close` report `ERR_MAPPING_TRUNCATED`.
+ *   `.stale` turns true, and `sync`/`advise`/`close` report `ERR_MAPPING_TRUNCATED` (an `'rw'` sync
+ *   still writes what the file holds, and says what it could not).
  * - Stray writes cannot crash or corrupt: mode 'r' maps privately, so a write changes a private copy
  *   of one page, never the file.
  * - No silent copies: where the runtime forbids external buffers, mapping fails with
@@ -110,6 +113,38 @@ function truncated(op: string): CodedError {
   );
 }
 
+/** The `ERR_MAPPING_TRUNCATED` of an `'rw'` sync that could write only part of its range. */
+export interface TruncatedSyncError extends Error {
+  code: 'ERR_MAPPING_TRUNCATED';
+  /** Bytes of the range written to the file (from the range's start). */
+  bytesTransferred: number;
+  /** Bytes after those that the file no longer backs: what was written there is lost. */
+  bytesLost: number;
+  /** The file's size at the sync. */
+  fileSize: number;
+}
+
+type NativeSynced = Awaited<ReturnType<NativeMapping['sync']>>;
+
+/** What a sync of window bytes `[offset, …)` on a mapping at file offset `base` reported. */
+function checkSynced(s: NativeSynced, offset: number, base: number, stale: boolean): void {
+  if (s.lost > 0) {
+    const lostFrom = offset + s.bytes;
+    const err = mappingError(
+      'ERR_MAPPING_TRUNCATED',
+      `The mapped file was truncated while mapped: it now ends at byte ${s.fileSize ?? 0}. ` +
+        `${s.bytes} bytes of the range were written to it; the ${s.lost} from window offset ${lostFrom} ` +
+        `(file offset ${base + lostFrom}) on are past its end or no longer backed by it, and what was written there is lost (sync)`,
+    ) as unknown as TruncatedSyncError;
+    err.bytesTransferred = s.bytes;
+    err.bytesLost = s.lost;
+    err.fileSize = s.fileSize ?? 0;
+    throw err;
+  }
+  // A private mapping writes nothing to the file; its truncation is reported all the same.
+  if (stale && s.fileSize == null) throw truncated('sync');
+}
+
 /** A `{ offset, length }` inside a window of `size` bytes, checked before any system call. */
 function rangeIn(raw: unknown, size: number, name: string): [number, number] {
   const r = check.options<MappedRange>(raw, name);
@@ -128,7 +163,9 @@ function rangeIn(raw: unknown, size: number, name: string): [number, number] {
 export class MappedFile {
   /**
    * The mapped bytes, zero-copy. After {@link close} it (and every view over it) has length 0.
-   * Never read it past `close()` expecting data: reads return `undefined`.
+   * Never read it past `close()` expecting data: reads return `undefined`. Memory moved out of it
+   * (`buffer.buffer.transfer()`, a transfer list) reads as zeros after `close()`, and writes to it
+   * are discarded.
    */
   readonly buffer: Buffer;
   /** How the file was mapped. */
@@ -168,7 +205,9 @@ export class MappedFile {
   /**
    * True once a truncation of the file by someone else has been absorbed: some page of the window (and
    * every later one) read as zeros instead of faulting. The bytes there are no longer the file's, and
-   * writes there are lost. `sync`, `advise` and `close` then throw `ERR_MAPPING_TRUNCATED`.
+   * writes there are lost. `advise` and `close` then throw `ERR_MAPPING_TRUNCATED`; `sync` of an
+   * `'rw'` mapping still writes the part the file holds and rejects with it if some of its range was
+   * lost (see {@link sync}).
    */
   get stale(): boolean {
     return this.#native.stale;
@@ -198,35 +237,42 @@ export class MappedFile {
 
   /**
    * `msync(2)`: writes changes of an `'rw'` mapping to the file, on the thread pool; write-back errors
-   * (`EIO`, `ENOSPC`) surface here. A no-op for `'r'` and `'cow'`, whose changes never reach the file.
-   * Rejects with `ERR_MAPPING_TRUNCATED` if the mapping is (or turns) stale, `EBADF` once closed.
+   * (`EIO`, `ENOSPC`) surface here. A no-op for `'r'` and `'cow'`, whose changes never reach the file
+   * (they reject with `ERR_MAPPING_TRUNCATED` once stale). `EBADF` once closed.
+   *
+   * After someone truncated the file, an `'rw'` sync still writes every byte of the range the file
+   * holds (up to its current end, and before the first page that read as zeros), then rejects with
+   * `ERR_MAPPING_TRUNCATED` if part of the range could not be written, carrying `bytesTransferred`
+   * (written, from the range's start), `bytesLost` and `fileSize` ({@link TruncatedSyncError}).
    */
   async sync(options?: MmapSyncOptions): Promise<void> {
     const [wait, offset, length] = this.#syncArgs(options);
+    let synced: NativeSynced;
     try {
-      await this.#native.sync(wait, offset, length);
+      synced = await this.#native.sync(wait, offset, length);
     } catch (err) {
       throw fromNative(err);
     }
-    if (this.stale) throw truncated('sync');
+    checkSynced(synced, offset, this.offset, this.stale);
   }
 
   /** The synchronous twin of {@link sync}. */
   syncSync(options?: MmapSyncOptions): void {
     const [wait, offset, length] = this.#syncArgs(options);
+    let synced: NativeSynced;
     try {
-      this.#native.syncSync(wait, offset, length);
+      synced = this.#native.syncSync(wait, offset, length);
     } catch (err) {
       throw fromNative(err);
     }
-    if (this.stale) throw truncated('sync');
+    checkSynced(synced, offset, this.offset, this.stale);
   }
 
   #syncArgs(options: unknown): [boolean, number, number] {
     const o = check.options<MmapSyncOptions>(options);
     const async = check.optionalBoolean(o.async, 'options.async') ?? false;
     const [offset, length] = rangeIn(o.range, this.length, 'options.range');
-    if (this.stale) throw truncated('sync');
+    if (this.stale && this.mode !== 'rw') throw truncated('sync');
     return [!async, offset, length];
   }
 
@@ -234,6 +280,11 @@ export class MappedFile {
    * Detaches `buffer` — it and every view over it become zero-length — then unmaps the file. Waits for
    * a `sync()` in progress. Calling it again does nothing. Throws `ERR_MAPPING_TRUNCATED` (after
    * unmapping) if the mapping had gone stale, so a truncation is never missed.
+   *
+   * If the memory was moved out of `buffer` first (`buffer.buffer.transfer()`, or a transfer list of
+   * such a buffer), the views over it cannot be detached: the window is replaced with zeros instead
+   * (their writes go nowhere, and never to the file) and unmapped once they are collected. Writes made
+   * to an `'rw'` mapping before `close()` are kept: the kernel writes them back as after `munmap`.
    */
   close(): void {
     if (this.#native.closed) return;
@@ -306,9 +357,10 @@ function finish(mapping: NativeMapping, p: Prepared): MappedFile {
  * reads (and, in `'rw'` mode, writes) the file's pages directly, without copying. Opening the file and
  * populating run on the thread pool.
  *
- * `file` is a path, an fd or a FileHandle; fds are not kept open by the mapping (close yours whenever
- * you like). Only regular files can be mapped (`EISDIR`, `ENODEV` otherwise). A zero-length file or
- * window gives an empty buffer. `offset`/`length` past the end of the file reject with `RangeError`
+ * `file` is a path, an fd or a FileHandle; close yours whenever you like (an `'rw'` mapping keeps a
+ * duplicate of its own, for {@link MappedFile.sync}, until closed or collected). Only regular files can
+ * be mapped: `EISDIR` for a directory, `ENODEV` for FIFOs and devices; a path is opened non-blocking,
+ * so a FIFO without a writer cannot hang it. A zero-length file or window gives an empty buffer. `offset`/`length` past the end of the file reject with `RangeError`
  * (`ERR_OUT_OF_RANGE`) before anything is mapped.
  *
  * @example
@@ -345,7 +397,8 @@ export function mmapSync(file: FileArg, options?: MmapOptions): MappedFile {
  * `mincore(2)`, counted in pages. Synchronous: it reads page tables and never waits for the disk.
  *
  * For a file, the kernel reports pages this process has not mapped only if the caller owns the file
- * or may write to it (Linux 5.0+); otherwise they count as not resident.
+ * or may write to it (Linux 5.0+); otherwise they count as not resident. Only regular files, as for
+ * {@link mmap} (`EISDIR`, `ENODEV`); a path is opened non-blocking.
  *
  * @example
  * const { pages, resident } = residency('big.log');

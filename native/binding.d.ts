@@ -77,16 +77,21 @@ export declare class Mapping {
    */
   createBuffer(): Buffer | null
   /**
-   * Detaches the buffer (`view` is it, or any view over its ArrayBuffer), then unmaps. Idempotent.
-   * Returns whether the mapping had gone stale.
+   * Detaches the buffer (`view` is it, or any view over its ArrayBuffer), then unmaps. If the
+   * ArrayBuffer was already detached by someone else (its backing store transferred away), retires
+   * the range instead: escaped views then read zeros, and the range is unmapped when the backing
+   * store is freed. Idempotent. Returns whether the mapping had gone stale.
    */
   close(view?: unknown | undefined | null): boolean
   /** `madvise` on window bytes `[offset, offset + length)`. */
   advise(advice: string, offset: number, length: number): void
-  /** `msync` on the thread pool (MS_SYNC with `wait`, else MS_ASYNC). `close()` waits for it. */
-  sync(wait: boolean, offset: number, length: number): Promise<void>
+  /**
+   * `msync` on the thread pool (MS_SYNC with `wait`, else MS_ASYNC). `close()` waits for it.
+   * For 'rw', only what the file still backs (see `NativeSynced`).
+   */
+  sync(wait: boolean, offset: number, length: number): Promise<NativeSynced>
   /** `msync` on the calling thread. */
-  syncSync(wait: boolean, offset: number, length: number): void
+  syncSync(wait: boolean, offset: number, length: number): NativeSynced
   /** `mincore` over the pages covering window bytes `[offset, offset + length)`. */
   residency(offset: number, length: number): NativeResidency
 }
@@ -247,7 +252,7 @@ export declare function mmap(spec: MmapSpec): Promise<Mapping>
 export interface MmapSpec {
   /** Path bytes, or… */
   path?: Buffer
-  /** …an fd (duplicated while mapping; the mapping keeps no fd open). */
+  /** …an fd (duplicated while mapping; only an 'rw' mapping keeps a duplicate, for sync). */
   fd?: number
   /** "r" | "rw" | "cow" */
   mode: string
@@ -299,6 +304,16 @@ export interface NativeFsCapabilities {
 export interface NativeResidency {
   pages: number
   resident: number
+}
+
+/** What a sync wrote back (`mmap::Synced`). */
+export interface NativeSynced {
+  /** Bytes of the range written back to the file (0 for private mappings). */
+  bytes: number
+  /** Bytes of the range the file no longer backs (past its end, or zero pages after a truncation). */
+  lost: number
+  /** 'rw': the file's size when synced. */
+  fileSize?: number
 }
 
 /** Opens a file for Direct I/O on the thread pool. */

@@ -4,11 +4,9 @@
 //! alone; without one the transfer starts at the position and leaves it advanced.
 
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 use nix::unistd::Whence;
 
 use crate::error::{Error, Result};
@@ -40,13 +38,7 @@ impl End {
     }
 }
 
-/// Opens without blocking on FIFOs (a FIFO with no peer would otherwise hang the open forever), then
-/// restores blocking mode: sendfile and splice treat `O_NONBLOCK` on the source as "do not wait".
-pub(crate) fn open_nonblocking(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd> {
-    let fd = file::open(path, flags | OFlag::O_NONBLOCK, mode)?;
-    file::set_nonblocking(&fd, false).map_err(|e| e.with_path(path))?;
-    Ok(fd)
-}
+pub(crate) use crate::sys::file::open_nonblocking;
 
 /// Where a transfer starts on one end, and what happens to that end's position afterwards.
 pub(crate) fn start_of(

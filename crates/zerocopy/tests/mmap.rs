@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 
 use common::*;
-use zerocopy_io::sys::mmap::{self, Advice, Mmap, MmapOptions, Mode};
+use zerocopy_io::sys::mmap::{self, Advice, Mmap, MmapOptions, Mode, Synced};
 use zerocopy_io::sys::probe::page_size;
 use zerocopy_io::Errno;
 
@@ -114,6 +114,94 @@ fn write_mode_reaches_the_file_after_sync() {
     m.sync(false, 1, 10).unwrap();
     let err = m.sync(true, 1, m.len()).unwrap_err();
     assert_eq!((err.errno(), err.syscall()), (Errno::EINVAL, "msync"));
+}
+
+/// Dirty pages of `file` in the page cache (`cachestat(2)`, Linux 6.5+); `None` without it.
+fn dirty_pages(file: &fs::File) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let range = [0u64, 0]; // offset 0, length 0: the whole file
+    let mut stat = [0u64; 5]; // nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted
+                              // SAFETY: cachestat reads `range` and writes `stat`, both laid out as the kernel expects.
+    let ret = unsafe {
+        libc::syscall(
+            451,
+            file.as_raw_fd(),
+            range.as_ptr(),
+            stat.as_mut_ptr(),
+            0u32,
+        )
+    };
+    (ret == 0).then_some(stat[1])
+}
+
+#[test]
+fn after_a_truncation_sync_writes_what_the_file_still_backs_and_reports_the_rest() {
+    let page = page_size();
+    let dir = disk_dir();
+    let (path, mut data) = make_file(dir.path(), "f", 8 * page, 40);
+    let file = open_rw(&path);
+    let m = map(&file, Mode::Write, 0, 8 * page);
+    // Two writes before the coming truncation point, one past it.
+    for at in [10, 2 * page + 7, 5 * page] {
+        write_byte(&m, at, 0xEE);
+        data[at] = 0xEE;
+    }
+    let dirty_before = dirty_pages(&file);
+    let keep = 3 * page + 100;
+    file.set_len(keep as u64).unwrap();
+    assert_eq!(
+        read_byte(&m, 6 * page),
+        0,
+        "a page past the new end reads zero"
+    );
+    assert!(m.is_stale());
+
+    let synced = m.sync(true, 0, m.len()).unwrap();
+    let size = Some(keep as u64);
+    assert_eq!(
+        synced,
+        Synced {
+            bytes: keep,
+            lost: 8 * page - keep,
+            file_size: size
+        }
+    );
+    if let Some(before) = dirty_before {
+        assert!(before >= 3, "{before} dirty pages after three writes");
+        assert_eq!(
+            dirty_pages(&file),
+            Some(0),
+            "msync wrote the pages before the end back"
+        );
+    }
+    assert_eq!(read(&path), &data[..keep]);
+
+    let sync = |offset, len| m.sync(true, offset, len).unwrap();
+    let synced = |bytes, lost, file_size| Synced {
+        bytes,
+        lost,
+        file_size,
+    };
+    assert_eq!(sync(10, 100), synced(100, 0, size), "wholly before the end");
+    assert_eq!(sync(keep - 1, 2), synced(1, 1, size), "across it");
+    assert_eq!(sync(4 * page, 10), synced(0, 10, size), "wholly past it");
+    // Grown back, the file backs the window again only up to the first page the guard replaced
+    // with zeros (page 6): what is written there goes to private memory, not to the file.
+    file.set_len(8 * page as u64).unwrap();
+    assert_eq!(
+        sync(0, 8 * page),
+        synced(6 * page, 2 * page, Some(8 * page as u64))
+    );
+}
+
+#[test]
+fn private_mappings_sync_nothing_and_lose_nothing() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 2 * page_size(), 41);
+    for mode in [Mode::Read, Mode::CopyOnWrite] {
+        let m = map(&open_read(&path), mode, 0, 2 * page_size());
+        assert_eq!(m.sync(true, 0, m.len()).unwrap(), Synced::default());
+    }
 }
 
 #[test]

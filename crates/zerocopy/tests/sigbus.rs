@@ -10,7 +10,10 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, ExitStatus};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
 
 use common::*;
 use zerocopy_io::sys::mmap::{Mmap, MmapOptions, Mode};
@@ -27,12 +30,6 @@ fn map(file: &std::fs::File, mode: Mode, len: usize) -> Mmap {
     }
     .map(file)
     .unwrap()
-}
-
-fn read_byte(m: &Mmap, at: usize) -> u8 {
-    assert!(at < m.len());
-    // SAFETY: inside the window; a truncated page reads as zero instead of faulting.
-    unsafe { m.as_ptr().add(at).read_volatile() }
 }
 
 #[test]
@@ -93,12 +90,111 @@ fn the_stale_flag_survives_release() {
 
 /// Runs this test binary again with `scenario`, returning how the child ended.
 fn child(scenario: &str) -> ExitStatus {
+    child_output(scenario).status
+}
+
+fn child_output(scenario: &str) -> Output {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_entry", "--test-threads=1", "--nocapture"])
         .env(SCENARIO, scenario)
         .output()
         .unwrap()
-        .status
+}
+
+/// Truncation faults on several threads while others map, unmap and read: every thread's slot
+/// reads race other threads' registering and unregistering (see the seqlock in sys::sigbus). Bounded
+/// by iteration counts. Panics (in the child) on any wrong byte; a handler that pasted zero pages over
+/// a range it does not own would show in the canary, or kill the child.
+fn stress() {
+    const WORKERS: usize = 3;
+    const ROUNDS: usize = 300;
+    const CHURN: usize = 3000;
+    let dir = disk_dir();
+    let page = page_size();
+    let (canary_path, canary_data) = make_file(dir.path(), "canary", 16 * page, 31);
+    let canary = map(&open_read(&canary_path), Mode::Read, 16 * page);
+    let done = AtomicUsize::new(0);
+    let faults = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (canary_rounds, churned) = thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let mut rounds = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                for at in (0..16 * page).step_by(61) {
+                    assert_eq!(read_byte(&canary, at), canary_data[at], "canary byte {at}");
+                }
+                rounds += 1;
+            }
+            rounds
+        });
+        // Mappings made and dropped without a touch: slots freed and taken again all the time.
+        let churn = s.spawn(|| {
+            let (path, _) = make_file(dir.path(), "churn", 4 * page, 32);
+            let file = open_read(&path);
+            let mut n = 0;
+            while n < CHURN || done.load(Ordering::Relaxed) < WORKERS {
+                let held: Vec<Mmap> = (0..8)
+                    .map(|i| map(&file, Mode::Read, (1 + i % 4) * page))
+                    .collect();
+                drop(held);
+                n += 1;
+            }
+            n
+        });
+        for w in 0..WORKERS {
+            let (dir, done, faults) = (dir.path(), &done, &faults);
+            s.spawn(move || {
+                for round in 0..ROUNDS {
+                    truncate_and_read(dir, w, round, faults);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        let churned = churn.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        (reader.join().unwrap(), churned)
+    });
+    assert!(!canary.is_stale(), "the canary never faulted");
+    println!(
+        "stress ok: {} truncation faults absorbed, {canary_rounds} canary scans, {churned} churn rounds",
+        faults.load(Ordering::Relaxed)
+    );
+}
+
+/// One file, mapped, truncated to a random length and read page by page: bytes before the new end
+/// intact, zeros after, stale iff a page past it was touched.
+fn truncate_and_read(dir: &Path, worker: usize, round: usize, faults: &AtomicUsize) {
+    let page = page_size();
+    let seed = (worker * 1000 + round) as u64;
+    let pages = 1 + round % 8;
+    let (path, data) = make_file(dir, &format!("w{worker}-{round}"), pages * page, seed);
+    let file = open_rw(&path);
+    let mode = [Mode::Read, Mode::Write, Mode::CopyOnWrite][round % 3];
+    let m = map(&file, mode, pages * page);
+    let keep = (round * 7919 + worker * 131) % (pages * page);
+    file.set_len(keep as u64).unwrap();
+    for p in 0..pages {
+        for at in [p * page, p * page + page - 1] {
+            let want = if at < keep { data[at] } else { 0 };
+            assert_eq!(
+                read_byte(&m, at),
+                want,
+                "{mode:?} byte {at} of {} (kept {keep})",
+                pages * page
+            );
+        }
+    }
+    let touched_past = keep.div_ceil(page) < pages;
+    assert_eq!(
+        m.is_stale(),
+        touched_past,
+        "{mode:?} kept {keep} of {pages} pages"
+    );
+    if touched_past {
+        faults.fetch_add(1, Ordering::Relaxed);
+    }
+    drop(m);
+    std::fs::remove_file(&path).unwrap();
 }
 
 /// Maps `len` bytes of a file with plain libc (not registered with the guard), truncates the file and
@@ -154,6 +250,7 @@ fn child_entry() {
         return;
     };
     match scenario.as_str() {
+        "stress" => stress(),
         "fault-outside" => {
             let _guard = guarded();
             fault_outside_the_guard();
@@ -229,4 +326,17 @@ fn the_previous_handler_receives_every_other_sigbus() {
 fn an_ignored_sigbus_stays_ignored_but_a_fault_still_kills() {
     assert_eq!(child("ignored-raise").code(), Some(0));
     assert_eq!(child("ignored-fault").signal(), Some(libc::SIGBUS));
+}
+
+#[test]
+fn truncation_faults_on_many_threads_while_others_map_and_unmap_are_all_absorbed() {
+    let out = child_output("stress");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("stress ok"), "{stdout}");
 }

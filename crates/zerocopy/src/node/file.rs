@@ -51,7 +51,10 @@ pub struct OpenTask {
 fn open(task: &OpenTask) -> crate::Result<Opened> {
     let fd = match &task.root {
         Some(root) => file::open_beneath(root, &task.path)?,
-        None => file::open(&task.path, OFlag::O_RDONLY | OFlag::O_NOCTTY, Mode::empty())?,
+        // Non-blocking, as open_beneath does: a FIFO without a writer must not hang the pool thread.
+        None => {
+            file::open_nonblocking(&task.path, OFlag::O_RDONLY | OFlag::O_NOCTTY, Mode::empty())?
+        }
     };
     let st = file::fstat(&fd).map_err(|e| e.with_path(&task.path))?;
     let kind = match file::file_type(&st) {

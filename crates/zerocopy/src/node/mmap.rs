@@ -1,18 +1,37 @@
 //! `mmap` / `mmapSync`, the `Mapping` class behind `MappedFile`, and `residency`.
 //!
 //! The JavaScript Buffer over a mapping is an external buffer: V8 sees the mapped memory itself, no
-//! copy. Who unmaps, and when, is what keeps it safe:
+//! copy. Who unmaps, and when, is what keeps it safe. The rule: the file's pages are unmapped only
+//! when no JavaScript value can reach them, and no JavaScript operation ever reaches unmapped memory.
 //!
-//! - The Buffer's finalizer holds a reference to the mapping and unmaps it when V8 frees the Buffer's
-//!   memory (its ArrayBuffer was collected, or detached). Nothing in JavaScript can reach the memory
-//!   then.
-//! - `close()` detaches the ArrayBuffer first — every Buffer and TypedArray view over it becomes
-//!   zero-length at once — and only then unmaps. It refuses to unmap while the Buffer it made is
-//!   still attached and was not handed back, so not even a direct caller of this binding can leave a
-//!   view over unmapped memory.
+//! - `close()` detaches the ArrayBuffer — every Buffer and TypedArray view over it becomes
+//!   zero-length at once — and then unmaps. A V8 backing store belongs to exactly one ArrayBuffer, so
+//!   once ours is detached nothing in JavaScript can reach the memory.
+//! - But the backing store can leave our ArrayBuffer without us: `ArrayBuffer.prototype.transfer()`
+//!   and `transferToFixedLength()` (Node 22+), `structuredClone(x, { transfer })` or a worker's
+//!   `postMessage` with a transfer list of such a transferred buffer move it to a new ArrayBuffer,
+//!   possibly in another isolate, and leave ours detached (data pointer null). `close()` then cannot
+//!   reach the views, so it *retires* the range instead: it replaces it with anonymous zero pages
+//!   (`MAP_FIXED`), so that escaped views read zeros and their writes land in private memory (never in
+//!   the file), and keeps the range reserved and guarded. It is unmapped when the backing store is
+//!   freed, which Node reports through the Buffer's finalizer.
+//! - The finalizer runs when V8 frees the backing store (Node calls it from an immediate; nothing can
+//!   reach the memory then: unmap), or when the environment that made the Buffer is torn down (a
+//!   worker exiting, the process ending). Then Node calls it even though the backing store may still
+//!   live in another isolate — a worker's mapping, transferred to the main thread, is the everyday
+//!   case — and, from Node 22, only after it has detached our ArrayBuffer itself, so whether the
+//!   memory escaped earlier can no longer be seen. The two calls differ in one observable way: a torn
+//!   down environment no longer runs JavaScript (Node turns that off before it runs its cleanup), and
+//!   napi calls that may run it fail. So the finalizer asks (see `js_can_run`): if not, the range is
+//!   retired and kept reserved for the rest of the process (abandoned), because nothing will ever say
+//!   when the other holder lets go. Mappings closed before the environment ends are not affected.
 //! - A runtime that forbids external buffers (`napi_no_external_buffers_allowed`, e.g. Electron's V8
 //!   sandbox) gets an error. napi-rs's own Buffer types would silently copy the file instead, and
 //!   writes to the copy would never reach it.
+//!
+//! Not covered (as with any Buffer whose memory is freed): native code that kept a raw pointer to the
+//! Buffer's bytes past `close()`, e.g. an asynchronous zlib or crypto job still running on the thread
+//! pool. Do not close a mapping while such a job reads it.
 
 use std::ffi::{c_void, OsStr};
 use std::os::fd::OwnedFd;
@@ -40,7 +59,7 @@ use crate::sys::mmap::{self, Advice, Mmap, MmapOptions, Mode};
 pub struct MmapSpec {
     /// Path bytes, or…
     pub path: Option<Buffer>,
-    /// …an fd (duplicated while mapping; the mapping keeps no fd open).
+    /// …an fd (duplicated while mapping; only an 'rw' mapping keeps a duplicate, for sync).
     pub fd: Option<i32>,
     /// "r" | "rw" | "cow"
     pub mode: String,
@@ -59,6 +78,27 @@ pub struct MmapSpec {
 pub struct NativeResidency {
     pub pages: f64,
     pub resident: f64,
+}
+
+/// What a sync wrote back (`mmap::Synced`).
+#[napi(object)]
+pub struct NativeSynced {
+    /// Bytes of the range written back to the file (0 for private mappings).
+    pub bytes: f64,
+    /// Bytes of the range the file no longer backs (past its end, or zero pages after a truncation).
+    pub lost: f64,
+    /// 'rw': the file's size when synced.
+    pub file_size: Option<f64>,
+}
+
+impl From<mmap::Synced> for NativeSynced {
+    fn from(s: mmap::Synced) -> Self {
+        NativeSynced {
+            bytes: to_js_number(s.bytes as u64),
+            lost: to_js_number(s.lost as u64),
+            file_size: s.file_size.map(to_js_number),
+        }
+    }
 }
 
 impl From<mmap::Residency> for NativeResidency {
@@ -137,6 +177,25 @@ impl Request {
     }
 }
 
+/// Opens a path for `mmap` or `residency`: non-blocking, so that a FIFO without a writer (or a
+/// device that waits for a carrier) cannot hang the open, nor the pool thread it runs on.
+fn open_path(path: &std::path::Path, access: OFlag) -> crate::Result<OwnedFd> {
+    crate::sys::file::open_nonblocking(path, access | OFlag::O_NOCTTY, FileMode::empty())
+}
+
+/// Only regular files can be mapped: `EISDIR` for a directory, `ENODEV` for the rest (FIFOs, sockets,
+/// devices), checked with `fstat` before anything reads or maps. Returns the file's size.
+fn regular_size(fd: &OwnedFd, syscall: &'static str) -> crate::Result<u64> {
+    let st = file::fstat(fd)?;
+    match file::file_type(&st) {
+        SFlag::S_IFREG => Ok(st.st_size.max(0) as u64),
+        SFlag::S_IFDIR => Err(Error::new(Errno::EISDIR, syscall)),
+        _ => {
+            Err(Error::new(Errno::ENODEV, syscall).with_detail("only regular files can be mapped"))
+        }
+    }
+}
+
 /// Opens (or takes) the file, checks the window against its size and maps it.
 fn open(req: Request) -> crate::Result<Mapping> {
     let path = match &req.source {
@@ -154,21 +213,11 @@ fn open(req: Request) -> crate::Result<Mapping> {
             } else {
                 OFlag::O_RDONLY
             };
-            file::open(&p, access | OFlag::O_NOCTTY, FileMode::empty())?
+            open_path(&p, access)?
         }
         Source::Fd(fd) => fd,
     };
-    let st = file::fstat(&fd).map_err(with_path)?;
-    match file::file_type(&st) {
-        SFlag::S_IFREG => {}
-        SFlag::S_IFDIR => return Err(with_path(Error::new(Errno::EISDIR, "mmap"))),
-        _ => {
-            return Err(with_path(
-                Error::new(Errno::ENODEV, "mmap").with_detail("only regular files can be mapped"),
-            ))
-        }
-    }
-    let file_size = st.st_size.max(0) as u64;
+    let file_size = regular_size(&fd, "mmap").map_err(with_path)?;
     let Some(len) = mmap::window(file_size, req.offset, req.length) else {
         let fit = if req.offset > file_size {
             Fit::Offset
@@ -225,7 +274,7 @@ enum Fit {
 }
 
 /// The mapping, shared by the `Mapping` object and the Buffer's finalizer; the last one to let go
-/// unmaps (`Mmap`'s Drop), unless `close()` did already.
+/// unmaps (`Mmap`'s Drop), unless `close()` or the finalizer did already.
 struct Shared {
     region: Mutex<Mmap>,
 }
@@ -316,19 +365,44 @@ fn forbidden_external_buffers(status: sys::napi_status) -> Option<Error> {
     })
 }
 
-/// Called by Node when V8 frees the Buffer's memory (collected, or detached by `close()`).
+/// Whether `env` may still run JavaScript: false once Node tears the environment down (it turns
+/// JavaScript off before running its cleanup, which calls the finalizers of Buffers still alive).
+/// Asked through `napi_coerce_to_bool` on `true`, which runs no user code but, like every napi call
+/// that may run JavaScript, fails when the environment cannot (`napi_pending_exception`, or
+/// `napi_cannot_run_js` for experimental modules). Any failure counts as "cannot": the caller then
+/// keeps memory reserved rather than unmapping it, which is the safe mistake.
+///
+/// # Safety
+/// `env` must be a live napi env on its own thread, inside a handle scope (finalizers run in one).
+unsafe fn js_can_run(env: sys::napi_env) -> bool {
+    let mut yes = ptr::null_mut();
+    let mut coerced = ptr::null_mut();
+    // SAFETY: the caller's promise; both out-pointers are valid.
+    unsafe {
+        sys::napi_get_boolean(env, true, &mut yes) == sys::Status::napi_ok
+            && sys::napi_coerce_to_bool(env, yes, &mut coerced) == sys::Status::napi_ok
+    }
+}
+
+/// Called by Node when V8 frees the Buffer's backing store (collected, detached by `close()`, or
+/// freed by a transfer that copied it), or when the environment is torn down (see the module docs).
 unsafe extern "C" fn finalize_buffer(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box<Arc<Shared>> leaked in `create_buffer`, handed to exactly this one
     // finalizer call.
     let shared = unsafe { Box::from_raw(hint.cast::<Arc<Shared>>()) };
+    // SAFETY: Node calls finalizers on the env's thread with a valid env, inside a handle scope.
+    let freed = unsafe { js_can_run(env) };
     let len = {
         let mut region = shared.lock();
-        region.release();
+        if freed {
+            region.release();
+        } else {
+            region.abandon();
+        }
         region.len()
     };
     let mut adjusted = 0i64;
-    // SAFETY: Node calls finalizers on the JS thread with a valid env; this undoes the adjustment made
-    // when the Buffer was created.
+    // SAFETY: as above; this undoes the adjustment made when the Buffer was created.
     let _ = unsafe {
         sys::napi_adjust_external_memory(env, -(i64::try_from(len).unwrap_or(0)), &mut adjusted)
     };
@@ -427,9 +501,9 @@ impl Mapping {
         drop(region);
         let hint = Box::into_raw(Box::new(Arc::clone(shared)));
         let mut value = ptr::null_mut();
-        // SAFETY: [ptr, ptr + len) stays mapped until `finalize_buffer` runs (it holds a reference to
-        // the mapping), or until `close()` has detached this buffer. `hint` is reclaimed by the
-        // finalizer, or below if creation fails.
+        // SAFETY: [ptr, ptr + len) stays mapped (or, once retired, reserved as zero pages) until
+        // `finalize_buffer` runs, and then stays reserved if something may still reach it. `hint` is
+        // reclaimed by the finalizer, or below if creation fails.
         let status = unsafe {
             sys::napi_create_external_buffer(
                 env.raw(),
@@ -453,8 +527,10 @@ impl Mapping {
         Ok(Some(RawValue(value)))
     }
 
-    /// Detaches the buffer (`view` is it, or any view over its ArrayBuffer), then unmaps. Idempotent.
-    /// Returns whether the mapping had gone stale.
+    /// Detaches the buffer (`view` is it, or any view over its ArrayBuffer), then unmaps. If the
+    /// ArrayBuffer was already detached by someone else (its backing store transferred away), retires
+    /// the range instead: escaped views then read zeros, and the range is unmapped when the backing
+    /// store is freed. Idempotent. Returns whether the mapping had gone stale.
     #[napi]
     pub fn close(&self, env: Env, view: Option<Unknown>) -> napi::Result<bool> {
         let Some(shared) = &self.shared else {
@@ -464,33 +540,44 @@ impl Mapping {
         let state = self.buffer_state();
         let base = {
             let region = shared.lock();
-            if region.is_released() {
+            if region.is_retired() {
+                // Closed before, or unmapped by the finalizer (a transfer to another length copied
+                // the memory and freed the backing store): nothing left to detach.
+                self.closed.store(true, Ordering::Release);
                 return Ok(region.is_stale());
             }
             region.as_ptr()
         };
         // The region lock is not held while detaching: should a runtime run the Buffer's finalizer
         // synchronously on detach, the finalizer takes that lock itself.
+        let mut escaped = false;
         if *state == BufferState::Made {
             let Some(view) = view else {
                 return Err(invalid("buffer"));
             };
             let (ab, data) = array_buffer_of(env.raw(), view.value().value)?;
             if data.is_null() {
-                // Already detached (by a runtime cleanup hook, or an earlier close that failed
-                // half-way): no view can reach the memory.
+                // Detached, not by us: by a transfer that moved the memory to another ArrayBuffer we
+                // cannot reach, or by a runtime cleanup hook. Either way views may remain.
+                escaped = true;
             } else if data.cast::<u8>() != base {
                 return Err(invalid("buffer"));
             } else {
                 // SAFETY: `ab` is our external ArrayBuffer, attached; detaching it makes every view
-                // over it zero-length before the memory goes away below.
+                // over it zero-length, and since a backing store belongs to one ArrayBuffer, nothing
+                // in JavaScript can reach the memory after this.
                 let status = unsafe { sys::napi_detach_arraybuffer(env.raw(), ab) };
                 napi_call(status, "napi_detach_arraybuffer")?;
             }
         }
         let mut region = shared.lock();
-        region.release();
         self.closed.store(true, Ordering::Release);
+        if escaped {
+            // Waits for a sync() in progress (it holds this lock): changes reach the page cache first.
+            region.retire().map_err(to_napi)?;
+        } else {
+            region.release();
+        }
         Ok(region.is_stale())
     }
 
@@ -507,30 +594,34 @@ impl Mapping {
     }
 
     /// `msync` on the thread pool (MS_SYNC with `wait`, else MS_ASYNC). `close()` waits for it.
-    #[napi(ts_return_type = "Promise<void>")]
+    /// For 'rw', only what the file still backs (see `NativeSynced`).
+    #[napi(ts_return_type = "Promise<NativeSynced>")]
     pub fn sync(
         &self,
         wait: bool,
         offset: i64,
         length: i64,
-    ) -> napi::Result<AsyncTask<Blocking<()>>> {
+    ) -> napi::Result<AsyncTask<Blocking<NativeSynced>>> {
         let (offset, length) = (to_usize(offset, "offset")?, to_usize(length, "length")?);
         let shared = self.live("msync")?.cloned();
         Ok(AsyncTask::new(Blocking::new(move || match shared {
-            Some(shared) => shared.lock().sync(wait, offset, length),
-            None => Ok(()),
+            Some(shared) => shared.lock().sync(wait, offset, length).map(Into::into),
+            None => Ok(mmap::Synced::default().into()),
         })))
     }
 
     /// `msync` on the calling thread.
     #[napi]
-    pub fn sync_sync(&self, wait: bool, offset: i64, length: i64) -> napi::Result<()> {
+    pub fn sync_sync(&self, wait: bool, offset: i64, length: i64) -> napi::Result<NativeSynced> {
         let (offset, length) = (to_usize(offset, "offset")?, to_usize(length, "length")?);
         let Some(shared) = self.live("msync")? else {
-            return Ok(());
+            return Ok(mmap::Synced::default().into());
         };
         let region = shared.lock();
-        region.sync(wait, offset, length).map_err(to_napi)
+        region
+            .sync(wait, offset, length)
+            .map(Into::into)
+            .map_err(to_napi)
     }
 
     /// `mincore` over the pages covering window bytes `[offset, offset + length)`.
@@ -567,11 +658,14 @@ pub fn mmap_sync(spec: MmapSpec) -> napi::Result<Mapping> {
 pub fn file_residency(path: Option<Buffer>, fd: Option<i32>) -> napi::Result<NativeResidency> {
     let r = match source_of(path, fd)? {
         Source::Path(p) => {
-            let fd = file::open(&p, OFlag::O_RDONLY | OFlag::O_NOCTTY, FileMode::empty())
-                .map_err(to_napi)?;
-            mmap::file_residency(&fd).map_err(|e| to_napi(e.with_path(&p)))?
+            let fd = open_path(&p, OFlag::O_RDONLY).map_err(to_napi)?;
+            regular_size(&fd, "mmap")
+                .and_then(|_| mmap::file_residency(&fd))
+                .map_err(|e| to_napi(e.with_path(&p)))?
         }
-        Source::Fd(fd) => mmap::file_residency(&fd).map_err(to_napi)?,
+        Source::Fd(fd) => regular_size(&fd, "mmap")
+            .and_then(|_| mmap::file_residency(&fd))
+            .map_err(to_napi)?,
     };
     Ok(r.into())
 }

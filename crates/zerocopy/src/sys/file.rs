@@ -23,6 +23,16 @@ pub fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd> {
         .map_err(|e| e.with_path(path))
 }
 
+/// [`open`] without blocking on FIFOs (a FIFO with no peer would otherwise hang the open forever, and
+/// a device may wait for a carrier), then back to blocking mode: sendfile and splice treat
+/// `O_NONBLOCK` on a source as "do not wait". The caller checks the file type (`fstat`) before any
+/// read.
+pub fn open_nonblocking(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd> {
+    let fd = open(path, flags | OFlag::O_NONBLOCK, mode)?;
+    set_nonblocking(&fd, false).map_err(|e| e.with_path(path))?;
+    Ok(fd)
+}
+
 /// Opens `path` read-only strictly beneath the directory `root`: `openat2(2)` with `RESOLVE_BENEATH |
 /// RESOLVE_NO_MAGICLINKS`, so neither `..`, an absolute path nor a symlink can lead outside `root`
 /// (symlinks that stay inside are followed). Escapes fail with `EXDEV`.

@@ -18,7 +18,7 @@
 //! truncated end read as zeros and [`Mmap::is_stale`] turns true. Stray writes in [`Mode::Read`] land
 //! in private copies of pages and never reach the file.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
@@ -40,7 +40,9 @@ pub enum Mode {
     #[default]
     Read,
     /// `MAP_SHARED`, `PROT_READ | PROT_WRITE`: writes go to the file (after [`Mmap::sync`], or when
-    /// the kernel writes dirty pages back). The file must be open for reading and writing.
+    /// the kernel writes dirty pages back). The file must be open for reading and writing. The
+    /// mapping keeps a duplicate of the descriptor, so that [`Mmap::sync`] can find the file's
+    /// current end after a truncation.
     Write,
     /// `MAP_PRIVATE`, `PROT_READ | PROT_WRITE`: a private copy-on-write view. Writes are kept in this
     /// process only. Unlike [`Mode::Read`], memory for the copies is reserved up front, so under
@@ -135,7 +137,8 @@ impl MmapOptions {
     ///
     /// Errors: `EINVAL` for a zero length; `EACCES` for [`Mode::Write`] on a descriptor not open for
     /// reading and writing (or any mode on one not open for reading); `ENODEV` for files that cannot
-    /// be mapped (pipes, sockets); `ENOMEM` when out of address space or guard slots.
+    /// be mapped (pipes, sockets); `ENOMEM` when out of address space or guard slots; `EMFILE` when
+    /// no descriptor is left for the duplicate a [`Mode::Write`] mapping keeps.
     ///
     /// See [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html).
     pub fn map(&self, fd: impl AsFd) -> Result<Mmap> {
@@ -152,6 +155,10 @@ impl MmapOptions {
             .ok_or_else(|| Error::new(Errno::ENOMEM, "mmap"))?;
         let map_offset =
             libc::off_t::try_from(map_offset).map_err(|_| Error::new(Errno::EOVERFLOW, "mmap"))?;
+        let file = match self.mode {
+            Mode::Write => Some(super::file::dup_cloexec(fd.as_fd())?),
+            Mode::Read | Mode::CopyOnWrite => None,
+        };
         // The guard must be in place before the first access could fault.
         sigbus::install()?;
         record(Syscall::Mmap);
@@ -177,9 +184,12 @@ impl MmapOptions {
             map_len,
             lead: lead as usize,
             len: self.len,
+            offset: self.offset,
             mode: self.mode,
             guard: None,
+            retired: false,
             stale: false,
+            file,
         };
         // On failure `mapping` is dropped here, which unmaps it.
         mapping.guard = Some(sigbus::register(base.as_ptr() as usize, map_len)?);
@@ -191,6 +201,10 @@ impl MmapOptions {
 }
 
 /// A mapped window of a file. Dropping it unregisters it from the truncation guard and unmaps it.
+///
+/// Its life: mapped; then, optionally, [retired](Mmap::retire) (the range holds zero pages, nothing
+/// of the file, but stays reserved and guarded); then [released](Mmap::release) (unmapped) — or
+/// [abandoned](Mmap::abandon) (retired and reserved for the rest of the process).
 #[derive(Debug)]
 pub struct Mmap {
     /// Page-aligned start of the whole mapping.
@@ -201,11 +215,31 @@ pub struct Mmap {
     lead: usize,
     /// The window's length.
     len: usize,
+    /// The file offset of the window's first byte.
+    offset: u64,
     mode: Mode,
-    /// `None` only while the mapping is being created, or after [`Mmap::release`].
+    /// `None` only while the mapping is being created, or after [`Mmap::release`] / [`Mmap::abandon`].
     guard: Option<Registration>,
-    /// The guard's stale flag, kept once the registration is gone.
+    /// [`Mmap::retire`] has replaced the range with anonymous zero pages.
+    retired: bool,
+    /// The guard's stale flag, kept once the file is no longer mapped.
     stale: bool,
+    /// [`Mode::Write`]: a duplicate of the file's descriptor, for [`Mmap::sync`]; dropped on retire.
+    file: Option<OwnedFd>,
+}
+
+/// What [`Mmap::sync`] wrote back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Synced {
+    /// Bytes of the range written back to the file. 0 for private mappings, whose bytes never go to
+    /// a file.
+    pub bytes: usize,
+    /// Bytes of the range the file no longer backs (past its current end, or replaced with zero pages
+    /// by the truncation guard): what was written there is not in the file, and never will be.
+    /// Always 0 for private mappings.
+    pub lost: usize,
+    /// [`Mode::Write`]: the file's size when the range was synced.
+    pub file_size: Option<u64>,
 }
 
 // SAFETY: an Mmap owns an address range of this process, which every thread may use; the struct
@@ -248,9 +282,15 @@ impl Mmap {
     }
 
     /// Whether a truncation has been absorbed: some page of the window (and every page after it)
-    /// now reads as zeros instead of the file's bytes, and writes there reach no file.
+    /// now reads as zeros instead of the file's bytes, and writes there reach no file. Once retired or
+    /// released, whether that had happened by then.
     pub fn is_stale(&self) -> bool {
-        self.stale || self.guard.as_ref().is_some_and(Registration::is_stale)
+        self.stale || (self.is_mapped() && self.guard.as_ref().is_some_and(Registration::is_stale))
+    }
+
+    /// The file is still mapped: neither retired nor released.
+    fn is_mapped(&self) -> bool {
+        self.guard.is_some() && !self.retired
     }
 
     /// The page-aligned range covering window bytes `[offset, offset + len)`, checked to fit.
@@ -269,7 +309,7 @@ impl Mmap {
     }
 
     fn live(&self, syscall: &'static str) -> Result<()> {
-        if self.guard.is_none() {
+        if !self.is_mapped() {
             return Err(Error::new(Errno::EBADF, syscall).with_detail("the mapping is closed"));
         }
         Ok(())
@@ -310,19 +350,48 @@ impl Mmap {
     /// pages are written), else `MS_ASYNC`. Errors from writing back (`EIO`, `ENOSPC`) surface here.
     /// A no-op for private mappings, whose writes never reach the file.
     ///
+    /// For [`Mode::Write`] only the part of the range the file still backs is synced: up to the file's
+    /// current end (`fstat` on the kept descriptor), and short of the first page the truncation guard
+    /// replaced with zeros. The rest is reported in [`Synced::lost`]: after a truncation the bytes
+    /// before the new end still reach the file, and the caller learns exactly which did not.
+    ///
     /// See [msync(2)](https://man7.org/linux/man-pages/man2/msync.2.html).
-    pub fn sync(&self, wait: bool, offset: usize, len: usize) -> Result<()> {
+    pub fn sync(&self, wait: bool, offset: usize, len: usize) -> Result<Synced> {
         self.live("msync")?;
-        let (addr, len) = self.pages(offset, len, "msync")?;
-        if len == 0 {
-            return Ok(());
+        self.pages(offset, len, "msync")?;
+        let Some(file) = &self.file else {
+            return Ok(Synced::default());
+        };
+        let file_size = super::file::fstat(file)?.st_size.max(0) as u64;
+        let backed = self.backed(file_size);
+        let end = (offset + len).min(backed);
+        let bytes = end.saturating_sub(offset);
+        let synced = Synced {
+            bytes,
+            lost: len - bytes,
+            file_size: Some(file_size),
+        };
+        let (addr, pages) = self.pages(offset, bytes, "msync")?;
+        if bytes == 0 || pages == 0 {
+            return Ok(synced);
         }
         let flags = if wait { libc::MS_SYNC } else { libc::MS_ASYNC };
         let ret = counted(Syscall::Mmap, || {
-            // SAFETY: [addr, addr + len) lies inside our mapping; msync only writes pages back.
-            Errno::result(unsafe { libc::msync(addr.cast(), len, flags) })
+            // SAFETY: [addr, addr + pages) lies inside our mapping; msync only writes pages back.
+            Errno::result(unsafe { libc::msync(addr.cast(), pages, flags) })
         });
-        ret.map(drop).map_err(|e| Error::new(e, "msync"))
+        ret.map(|_| synced).map_err(|e| Error::new(e, "msync"))
+    }
+
+    /// How many window bytes, from the first, the file of `file_size` bytes still backs: short of its
+    /// end, and short of the first page the guard replaced with zeros.
+    fn backed(&self, file_size: u64) -> usize {
+        let to_end = usize::try_from(file_size.saturating_sub(self.offset)).unwrap_or(usize::MAX);
+        let to_cut = match self.guard.as_ref().and_then(Registration::cut) {
+            Some(cut) => cut.saturating_sub(self.as_ptr() as usize),
+            None => usize::MAX,
+        };
+        self.len.min(to_end).min(to_cut)
     }
 
     /// `mincore(2)`: how many of the pages covering window bytes `[offset, offset + len)` are resident
@@ -333,14 +402,71 @@ impl Mmap {
         mincore(addr, len)
     }
 
+    /// Replaces the whole range with anonymous zero pages (`mmap` `MAP_FIXED`) but keeps it reserved
+    /// and registered with the guard: for a window that something may still read or write after its
+    /// owner is done with it. From then on reads see zeros, writes land in private memory and never
+    /// reach the file, and no access can fault. Then [`release`](Self::release) it once nothing can
+    /// reach it any more, or [`abandon`](Self::abandon) it.
+    ///
+    /// For [`Mode::Write`] the changes made until now are not lost: replacing a shared mapping hands
+    /// its dirty pages to the page cache, as `munmap` does, and the kernel writes them back.
+    /// Idempotent; on failure (`ENOMEM`) the file stays mapped, as before the call.
+    pub fn retire(&mut self) -> Result<()> {
+        if !self.is_mapped() {
+            return Ok(());
+        }
+        record(Syscall::Mmap);
+        // SAFETY: [base, base + map_len) is the mapping we created and still own (it is registered and
+        // not released). Replacing it keeps every address valid and readable/writable, as it was.
+        let ret = unsafe {
+            libc::mmap(
+                self.base.as_ptr().cast(),
+                self.map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ret == libc::MAP_FAILED {
+            return Err(Error::last("mmap"));
+        }
+        // A fault taken before the replacement may still be in its handler on another thread; it
+        // finds the range registered and pastes zero pages over zero pages. The stale flag it may set
+        // now no longer counts.
+        self.stale = self.is_stale();
+        self.retired = true;
+        self.file = None;
+        Ok(())
+    }
+
+    /// Retires the range (if it can) and keeps it reserved and guarded for the rest of the process:
+    /// for a window something may still reach when no one will say when it stops. Leaks the address
+    /// range (zero pages, no memory until written) and one guard slot.
+    pub fn abandon(&mut self) {
+        if self.guard.is_none() {
+            return;
+        }
+        // If the replacement fails the file stays mapped and guarded: still no fault can kill us.
+        let _ = self.retire();
+        if !self.retired {
+            self.stale = self.is_stale();
+        }
+        self.file = None;
+        if let Some(guard) = self.guard.take() {
+            std::mem::forget(guard);
+        }
+    }
+
     /// Unregisters and unmaps the window now, leaving the stale flag readable. Idempotent. Whoever
     /// calls this must make sure nothing touches the memory any more (the Node binding detaches the
-    /// JavaScript buffer first).
+    /// JavaScript buffer first, or waits for its backing store to be freed).
     pub fn release(&mut self) {
         let Some(guard) = self.guard.take() else {
             return;
         };
-        self.stale = guard.is_stale();
+        self.stale = self.is_stale() || (!self.retired && guard.is_stale());
+        self.file = None;
         // Unregister before unmapping: the handler must never claim a range someone else may map next.
         drop(guard);
         record(Syscall::Mmap);
@@ -349,9 +475,14 @@ impl Mmap {
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.map_len) };
     }
 
-    /// Whether [`release`](Self::release) has run.
+    /// Whether [`release`](Self::release) (or [`abandon`](Self::abandon)) has run.
     pub fn is_released(&self) -> bool {
         self.guard.is_none()
+    }
+
+    /// Whether the file is no longer mapped: retired, released or abandoned.
+    pub fn is_retired(&self) -> bool {
+        !self.is_mapped()
     }
 }
 

@@ -25,14 +25,25 @@
 //! plain syscalls on Linux). It saves and restores `errno`, which its `mmap` may overwrite under the
 //! interrupted code's feet.
 //!
-//! A slot goes `FREE → CLAIMED` (compare-and-swap, so two registering threads never share it), its
-//! `start`/`len` are written, then `LIVE` is published with `Release`; the handler reads `state` with
-//! `Acquire` before `start`/`len`, so it never sees a half-written range. Unregistering stores `FREE`
-//! *before* the caller unmaps: a mapping is never unmapped while the handler could still claim its
-//! address range, so the handler cannot paste zero pages over memory someone maps there later. The
-//! one race left is code touching a mapping on one thread while another thread unmaps it — a
-//! use-after-free in that code, which no handler can make safe; the Node binding never does it (a
-//! JavaScript view is detached before its mapping is unmapped).
+//! A slot goes `FREE → CLAIMED` (compare-and-swap, so two registering threads never share it), then
+//! `LIVE`. Its fields are guarded by a per-slot sequence counter (a seqlock): [`register`] makes it
+//! odd, writes `start`/`len`, publishes `LIVE` and makes it even again (`Release`). The handler reads
+//! the counter (`Acquire`), the state and the fields, then the counter again after an `Acquire`
+//! fence, and skips the slot unless both reads are the same even number and the state was `LIVE`.
+//! Without the counter, a slot freed and taken again by two other threads while the handler reads it
+//! could hand it the `start` of one mapping and the `len` of the next: a range that belongs to no one,
+//! over which it would paste zero pages. A slot that changes while the handler reads it can never be
+//! the one the fault is in: the faulting thread is touching that mapping right now, a mapping is
+//! registered before anyone can touch it, and it is unregistered only once nothing can (below).
+//!
+//! Unregistering stores `FREE` *before* the caller unmaps, and callers unregister only when no thread
+//! can touch the range any more: a mapping is never unmapped while the handler could still claim its
+//! address range, so the handler cannot paste zero pages over memory someone maps there later. (The
+//! Node binding keeps that promise even for views that escaped `close()` through
+//! `ArrayBuffer.prototype.transfer()` or a transfer list: it replaces the range with zero pages and
+//! keeps it registered and reserved until the last backing store is freed.) Code that touches a
+//! mapping on one thread while another thread unmaps it is a use-after-free in that code, which no
+//! handler can make safe.
 //!
 //! ## Limits
 //!
@@ -44,7 +55,7 @@
 //!   and `SA_NODEFER`/`SA_RESETHAND` flags are not re-applied.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use nix::errno::Errno;
@@ -58,14 +69,21 @@ const FREE: u8 = 0;
 const CLAIMED: u8 = 1;
 const LIVE: u8 = 2;
 
+/// `cut` of a slot whose range the handler has not touched.
+const UNCUT: usize = usize::MAX;
+
 /// One guarded address range. All fields are atomics so the handler can read them without a lock.
 struct Slot {
     state: AtomicU8,
-    stale: AtomicBool,
+    /// Odd while [`register`] writes `start`/`len`, even otherwise (see the module docs).
+    seq: AtomicUsize,
     /// Page-aligned start address of the mapping.
     start: AtomicUsize,
     /// Length in bytes, a multiple of the page size.
     len: AtomicUsize,
+    /// The lowest page address the handler has replaced with zero pages (it replaces from the
+    /// faulting page to the end of the range), or [`UNCUT`].
+    cut: AtomicUsize,
 }
 
 impl Slot {
@@ -73,10 +91,29 @@ impl Slot {
     #[allow(clippy::declare_interior_mutable_const)]
     const EMPTY: Slot = Slot {
         state: AtomicU8::new(FREE),
-        stale: AtomicBool::new(false),
+        seq: AtomicUsize::new(0),
         start: AtomicUsize::new(0),
         len: AtomicUsize::new(0),
+        cut: AtomicUsize::new(UNCUT),
     };
+
+    /// The slot's range if it is `LIVE` and was not rewritten while being read; `between` runs
+    /// between the two field loads (a no-op, except in the test that widens that window).
+    fn read(&self, between: impl FnOnce()) -> Option<(usize, usize)> {
+        let before = self.seq.load(Ordering::Acquire);
+        if before & 1 != 0 {
+            return None;
+        }
+        let live = self.state.load(Ordering::Relaxed) == LIVE;
+        let start = self.start.load(Ordering::Relaxed);
+        between();
+        let len = self.len.load(Ordering::Relaxed);
+        // Orders the field loads before the second counter load: if they saw any store of a later
+        // `register`, this load sees that register's odd counter (its Release fence precedes them).
+        fence(Ordering::Acquire);
+        let after = self.seq.load(Ordering::Relaxed);
+        (live && before == after).then_some((start, len))
+    }
 }
 
 /// The registry. Static and zero-initialised, so it lives in untouched BSS pages until used.
@@ -176,12 +213,18 @@ pub fn register(start: usize, len: usize) -> Result<Registration> {
         {
             continue;
         }
+        // The slot is ours until FREE is stored again: nobody else writes its counter meanwhile.
+        let seq = slot.seq.load(Ordering::Relaxed);
+        slot.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        // Orders the odd counter before the field stores, for the handler's fence in `Slot::read`.
+        fence(Ordering::Release);
         slot.start.store(start, Ordering::Relaxed);
         slot.len.store(len, Ordering::Relaxed);
-        slot.stale.store(false, Ordering::Relaxed);
+        slot.cut.store(UNCUT, Ordering::Relaxed);
+        slot.state.store(LIVE, Ordering::Relaxed);
         HIGH_WATER.fetch_max(i + 1, Ordering::Release);
-        // Publishes start/len/stale to the handler's Acquire load of `state`.
-        slot.state.store(LIVE, Ordering::Release);
+        // Publishes the fields and LIVE to the handler's Acquire load of the counter.
+        slot.seq.store(seq.wrapping_add(2), Ordering::Release);
         HINT.store(i + 1, Ordering::Relaxed);
         return Ok(Registration { slot: i });
     }
@@ -193,7 +236,14 @@ impl Registration {
     /// Whether a truncation fault inside this range has been absorbed (the range now holds zero pages
     /// from the first faulting page on).
     pub fn is_stale(&self) -> bool {
-        SLOTS[self.slot].stale.load(Ordering::Acquire)
+        self.cut().is_some()
+    }
+
+    /// The lowest address the handler has replaced with zero pages: from there to the end of the
+    /// range nothing is backed by the file any more. `None` while no fault has been absorbed.
+    pub fn cut(&self) -> Option<usize> {
+        let cut = SLOTS[self.slot].cut.load(Ordering::Acquire);
+        (cut != UNCUT).then_some(cut)
     }
 }
 
@@ -250,40 +300,47 @@ unsafe fn absorb(info: *const libc::siginfo_t) -> bool {
     if code != libc::BUS_ADRERR {
         return false;
     }
+    let Some((slot, start, len)) = find(addr, |_| {}) else {
+        return false;
+    };
     let page_size = PAGE_SIZE.load(Ordering::Relaxed);
-    let high = HIGH_WATER.load(Ordering::Acquire);
-    for slot in &SLOTS[..high.min(MAX_MAPPINGS)] {
-        if slot.state.load(Ordering::Acquire) != LIVE {
-            continue;
-        }
-        let start = slot.start.load(Ordering::Relaxed);
-        let len = slot.len.load(Ordering::Relaxed);
-        if addr < start || addr - start >= len {
-            continue;
-        }
-        let page = addr & !(page_size - 1);
-        let end = start + len;
-        // SAFETY: [page, end) lies inside a mapping we created and still own (it is LIVE in the
-        // registry, and owners unregister before unmapping). Replacing it with private anonymous
-        // zero pages keeps the addresses valid: readers see zeros, writers write to private pages.
-        let ret = unsafe {
-            libc::mmap(
-                page as *mut libc::c_void,
-                end - page,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ret == libc::MAP_FAILED {
-            // Out of memory for page tables: nothing we can do; let the previous handler decide.
-            return false;
-        }
-        slot.stale.store(true, Ordering::Release);
-        return true;
+    let page = addr & !(page_size - 1);
+    let end = start + len;
+    // SAFETY: [page, end) lies inside a mapping we created and still own (it is LIVE in the
+    // registry, read consistently, and owners unregister only once nothing touches the range, before
+    // unmapping it). Replacing it with private anonymous zero pages keeps the addresses valid: readers
+    // see zeros, writers write to private pages.
+    let ret = unsafe {
+        libc::mmap(
+            page as *mut libc::c_void,
+            end - page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ret == libc::MAP_FAILED {
+        // Out of memory for page tables: nothing we can do; let the previous handler decide.
+        return false;
     }
-    false
+    SLOTS[slot].cut.fetch_min(page, Ordering::Release);
+    true
+}
+
+/// The registered range holding `addr`, as `(slot, start, len)`. `between(slot)` runs inside each
+/// slot's read (see [`Slot::read`]); the handler passes a no-op.
+fn find(addr: usize, mut between: impl FnMut(usize)) -> Option<(usize, usize, usize)> {
+    let high = HIGH_WATER.load(Ordering::Acquire);
+    for (i, slot) in SLOTS[..high.min(MAX_MAPPINGS)].iter().enumerate() {
+        let Some((start, len)) = slot.read(|| between(i)) else {
+            continue;
+        };
+        if addr >= start && addr - start < len {
+            return Some((i, start, len));
+        }
+    }
+    None
 }
 
 /// Hands a signal we do not handle to the disposition that was there before us.
@@ -337,5 +394,49 @@ fn default_action(sig: libc::c_int, info: *const libc::siginfo_t) {
     if sent {
         // SAFETY: raise is async-signal-safe.
         unsafe { libc::raise(sig) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// The window the seqlock closes, replayed deterministically: while the handler is between
+    /// reading a slot's `start` and its `len`, another thread unregisters that mapping and a third
+    /// registers a longer one, which takes the same slot. A handler reading the fields without the
+    /// counter would see `[A.start, A.start + C.len)`, a range covering the faulting mapping B and
+    /// more, and paste zero pages over all of it.
+    #[test]
+    fn a_slot_rewritten_while_the_handler_reads_it_is_skipped() {
+        // Addresses only: `find` compares numbers, and nothing here is mapped or touched.
+        let page = 4096;
+        let base = 0x6a00_0000_0000usize;
+        let mut a = Some(register(base, page).unwrap());
+        let b = register(base + 8 * page, page).unwrap();
+        let a_slot = a.as_ref().unwrap().slot;
+        assert!(a_slot < b.slot, "A is scanned before B");
+        let fault = base + 8 * page + 10;
+        assert_eq!(find(fault, |_| {}), Some((b.slot, base + 8 * page, page)));
+
+        let mut c = None;
+        let found = find(fault, |i| {
+            if i == a_slot && c.is_none() {
+                drop(a.take());
+                c = Some(register(base + 32 * page, 16 * page).unwrap());
+            }
+        });
+        assert_eq!(c.as_ref().unwrap().slot, a_slot, "C took A's slot");
+        assert_eq!(
+            found,
+            Some((b.slot, base + 8 * page, page)),
+            "the torn slot is skipped and the fault found in B's range only"
+        );
+        // Read again once nothing moves: C's own range is found consistently.
+        assert_eq!(
+            find(base + 40 * page, |_| {}),
+            Some((a_slot, base + 32 * page, 16 * page))
+        );
     }
 }

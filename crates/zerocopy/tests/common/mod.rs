@@ -175,3 +175,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
 pub fn dup(fd: impl std::os::fd::AsFd) -> std::os::fd::OwnedFd {
     zerocopy_io::sys::file::dup_cloexec(fd.as_fd()).unwrap()
 }
+
+/// One byte of a mapping's window, read as the hardware does (a truncated page reads as zero instead
+/// of faulting, thanks to the guard).
+pub fn read_byte(m: &zerocopy_io::sys::mmap::Mmap, at: usize) -> u8 {
+    assert!(at < m.len());
+    // SAFETY: inside the window, which stays mapped while `m` lives.
+    unsafe { m.as_ptr().add(at).read_volatile() }
+}
