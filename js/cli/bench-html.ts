@@ -19,6 +19,7 @@ import {
   modelLine,
   placeOf,
   share,
+  shownResidency,
   type Band,
   type CacheShares,
   type Hop,
@@ -166,7 +167,7 @@ function placeSvg(place: Place, cache: CacheShares | null): string {
   } else {
     parts.push(text(cx, r.y + r.h / 2 + 4, place.label, 'place-label', 'text-anchor="middle"'));
   }
-  const shown = place.residency === 'file' ? cache?.after : place.residency === 'copy' ? cache?.copyAfter : undefined;
+  const shown = shownResidency(place, cache);
   if (place.residency && shown !== undefined) {
     // How much of the file the page cache holds after the run, as a meter along the box's foot.
     const w = r.w - 16;

@@ -139,6 +139,8 @@ export interface BenchReport {
 interface Context {
   /** Evict the file before each run instead of warming it. */
   cold: boolean;
+  /** Whether `residency()` works here (Linux): without it nothing is recorded about the page cache. */
+  seesCache: boolean;
   file: string;
   dir: string;
   size: number;
@@ -448,6 +450,17 @@ socket.bind(0, '127.0.0.1', function send() {
   socket.send('x', socket.address().port, '127.0.0.1', () => setImmediate(send));
 });`;
 
+/** Whether `residency()` works here: not where zerocopy runs its portable code (not Linux). */
+function sees(file: string): boolean {
+  try {
+    residency(file);
+    return true;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM') return false;
+    throw err;
+  }
+}
+
 /** Pulls the file into the page cache through one reused buffer. */
 function warm(path: string): void {
   const fd = openSync(path, 'r');
@@ -513,9 +526,11 @@ async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabil
       const left = await evict(ctx.file);
       bar.status(`bench: ${spec.group}: ${spec.name} (run ${run + 1}/${runs}, ${percent(left.resident, left.pages)} left in the page cache)`);
     } else warm(ctx.file);
-    const before = residency(ctx.file);
-    cache.pages = before.pages;
-    cache.before.push(before.resident);
+    if (ctx.seesCache) {
+      const before = residency(ctx.file);
+      cache.pages = before.pages;
+      cache.before.push(before.resident);
+    }
     const prepared = (await spec.prepare?.(ctx)) ?? {};
     const usage0 = process.resourceUsage();
     const calls0 = nativeCalls();
@@ -523,8 +538,10 @@ async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabil
     const moved = await spec.run(ctx, prepared);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const usage = process.resourceUsage();
-    cache.after.push(residency(ctx.file).resident);
-    if (spec.group === 'file → file') (cache.copyAfter ??= []).push(residency(copy).resident);
+    if (ctx.seesCache) {
+      cache.after.push(residency(ctx.file).resident);
+      if (spec.group === 'file → file') (cache.copyAfter ??= []).push(residency(copy).resident);
+    }
     await prepared.release?.();
     if (moved.bytes !== ctx.size) throw new Error(`${spec.name} moved ${moved.bytes} of ${ctx.size} bytes`);
     base.runs.push(seconds);
@@ -546,7 +563,7 @@ async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabil
     syscallsEstimated: estimated,
     voluntaryContextSwitches: median(vcs),
     involuntaryContextSwitches: median(ivcs),
-    residency: cache,
+    residency: ctx.seesCache ? cache : null,
   };
 }
 
@@ -675,7 +692,9 @@ export async function bench(args: string[]): Promise<void> {
     writeWorkload(file, size);
     const caps = await capabilities(dir);
     sink = await startSink();
-    const ctx: Context = { cold, file, dir, size, sinkPort: sink.port };
+    const seesCache = sees(file);
+    if (cold && !seesCache) throw new Error('--cold checks the eviction with residency(), which zerocopy has on Linux only');
+    const ctx: Context = { cold, seesCache, file, dir, size, sinkPort: sink.port };
     const paths: PathResult[] = [];
     for (const spec of PATHS) paths.push(await measure(spec, ctx, runs, caps, bar));
     bar.clear();

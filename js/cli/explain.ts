@@ -20,6 +20,7 @@ import {
   modelLine,
   placeOf,
   share,
+  shownResidency,
   type Band,
   type CacheShares,
   type Hop,
@@ -124,7 +125,7 @@ const centred = (s: string, width: number): string => {
 
 /** The sub line of a box, with the page cache's residency after the run when there is one. */
 function subOf(place: Place, cache: CacheShares | null): string {
-  const shown = place.residency === 'file' ? cache?.after : place.residency === 'copy' ? cache?.copyAfter : undefined;
+  const shown = shownResidency(place, cache);
   if (shown === undefined) return place.sub ?? '';
   if (place.bypassed) return `${place.sub ?? ''} ${share(shown)}`.trim();
   return place.sub ? `${place.residency}: ${share(shown)}` : `${share(shown)} cached`;

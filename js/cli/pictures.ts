@@ -271,6 +271,11 @@ export function cacheShares(p: PathResult): CacheShares | null {
   return shares;
 }
 
+/** The share a page cache place shows: of the file, or of the copy, left cached after the run. */
+export function shownResidency(place: Place, cache: CacheShares | null): number | undefined {
+  return place.residency === 'file' ? cache?.after : place.residency === 'copy' ? cache?.copyAfter : undefined;
+}
+
 /** A share of the file, as `percent` prints pages. */
 export const share = (fraction: number): string => percent(fraction, 1);
 
@@ -285,7 +290,9 @@ export function figureLines(p: PathResult): string[] {
   ];
   const cache = cacheShares(p);
   if (cache) {
-    lines.push(`file cached: ${share(cache.before)} before → ${share(cache.after)} after`);
+    // A relay's file is the one its source process sends: not in the picture, but read all the same.
+    const file = p.group === 'socket → socket' ? "source's file" : 'file';
+    lines.push(`${file} cached: ${share(cache.before)} before → ${share(cache.after)} after`);
     if (cache.copyAfter !== undefined) lines.push(`copy cached: ${share(cache.copyAfter)} after`);
   }
   return lines;
