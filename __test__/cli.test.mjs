@@ -1,6 +1,6 @@
 // The zerocopy command as users run it (bin/zerocopy.mjs), each command a child process on small
-// inputs: output, exit codes, one-line errors; the bench's JSON schema and its HTML report in a real
-// headless browser.
+// inputs: output, exit codes, one-line errors; the bench's JSON schema. The bench's pictures (HTML,
+// headless Chromium, explain, --cold) are in cli-pictures.test.mjs.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -58,12 +58,12 @@ test('caps --json reports the kernel and the filesystem; caps prints an aligned 
 test('--version, --help on every command, and usage errors exit 2', () => {
   assert.equal(run('--version'), { code: 0, out: `${pkg.version}\n`, err: '' });
   assert.match(run('--help').out, /Usage: zerocopy <command>/);
-  for (const command of ['bench', 'serve', 'cp', 'proxy', 'caps']) {
+  for (const command of ['bench', 'explain', 'serve', 'cp', 'proxy', 'caps']) {
     const help = run(command, '--help');
     assert.is(help.code, 0, command);
     assert.match(help.out, new RegExp(`Usage: zerocopy ${command}`), command);
   }
-  for (const args of [['frobnicate'], ['caps', '--nope'], ['cp', 'only-one'], ['cp', 'a', 'b', '--reflink=sometimes'], ['bench', '--runs', 'x'], ['serve', '--port', '70000'], [],
+  for (const args of [['frobnicate'], ['caps', '--nope'], ['cp', 'only-one'], ['cp', 'a', 'b', '--reflink=sometimes'], ['bench', '--runs', 'x'], ['explain', 'nope'], ['explain', '--results'], ['serve', '--port', '70000'], [],
     ['proxy'], ['proxy', '--listen', '0'], ['proxy', '--listen', 'x', '--to', 'h:1'], ['proxy', '--listen', '0', '--to', 'nohostport'],
     ['proxy', '--listen', '0', '--to', 'h:0'], ['proxy', '--listen', '70000', '--to', 'h:1'], ['proxy', '--listen', '0', '--to', 'h:1', '--pipe-size', '0']]) {
     const r = run(...args);
@@ -196,10 +196,12 @@ test('bench --quick --json follows its schema: every number finite and positive,
   const r = run('bench', '--quick', '--json', '--html', html, '--dir', s.dir);
   assert.is(r.code, 0, r.err);
   const report = JSON.parse(r.out);
-  assert.is(report.schema, 'zerocopy-bench/1');
+  assert.is(report.schema, 'zerocopy-bench/2');
   assert.is(report.version, pkg.version);
   assert.is(report.workload.bytes, 16 * MiB);
   assert.is(report.workload.quick, true);
+  assert.is(report.workload.cold, false);
+  assert.is(report.eviction, null);
   assert.ok(report.machine.cores > 0 && report.machine.kernel.length > 0);
   const ids = report.paths.map((p) => p.id);
   for (const id of ['node-streams', 'readwrite', 'mmap-write', 'sendfile', 'splice', 'direct', 'copy-readwrite', 'copy_file_range', 'reflink', 'node-pipe', 'splice-relay']) {
@@ -240,21 +242,6 @@ test('bench prints a table naming every path and a winner line per group', () =>
   assert.match(r.out, /^file → socket: .+$/m);
 });
 
-const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
-(chromium ? test : test.skip)('the --html report renders in headless Chromium with both charts', () => {
-  const html = s.path('report.html');
-  if (!existsSync(html)) run('bench', '--quick', '--html', html, '--dir', s.dir);
-  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${s.path('chrome-profile')}`];
-  const dom = execFileSync(chromium, [...flags, '--dump-dom', `file://${html}`], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'ignore'] });
-  assert.match(dom, /<svg id="throughput" class="chart"/);
-  assert.match(dom, /<svg id="cpu" class="chart"/);
-  const bars = dom.match(/<rect class="bar"/g) ?? [];
-  assert.ok(bars.length >= 12, `${bars.length} bars drawn`);
-  const shot = s.path('report.png');
-  execFileSync(chromium, [...flags, `--screenshot=${shot}`, '--window-size=1100,1400', `file://${html}`], { timeout: 60_000, stdio: 'ignore' });
-  const png = readFileSync(shot);
-  assert.ok(png.subarray(1, 4).toString() === 'PNG' && png.length > 10_000, `screenshot written (${png.length} bytes)`);
-});
-if (!chromium) console.log('  HTML report test skipped: Chromium is not installed (apt-get install chromium)');
+// The --html report in headless Chromium: cli-pictures.test.mjs.
 
 test.run();

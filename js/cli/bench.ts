@@ -6,37 +6,57 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, createReadStream, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 
-import { alignedBuffer, capabilities, copyFile, mmap, openDirect, pipe, sendFile, type Capabilities, type CopyMechanism } from 'zerocopy';
+import {
+  alignedBuffer,
+  capabilities,
+  copyFile,
+  mmap,
+  openDirect,
+  pipe,
+  residency,
+  sendFile,
+  sys,
+  type Capabilities,
+  type CopyMechanism,
+  type Residency,
+} from 'zerocopy';
 
 import { renderHtml } from './bench-html.js';
 import { benchBinding } from './peer.js';
-import { formatBytes, intOption, parse, ProgressBar, str, UsageError } from './util.js';
+import { cacheLine, cacheShares, counts, PICTURES, share, type Picture } from './pictures.js';
+import { formatBytes, intOption, parse, percent, ProgressBar, str, UsageError } from './util.js';
 
 /** Replaced by the package version at build time (scripts/build-js.mjs). */
 declare const ZEROCOPY_VERSION: string;
 /** The URL of the running CLI bundle (dist/cli.mjs), set by its banner (scripts/build-js.mjs). */
 declare const ZEROCOPY_CLI_URL: string;
 
-const HELP = `Usage: zerocopy bench [--size MiB] [--runs N] [--quick] [--json] [--html FILE] [--dir DIR]
+const HELP = `Usage: zerocopy bench [--size MiB] [--runs N] [--quick] [--cold] [--json] [--html FILE] [--dir DIR]
 
 Measures, on this machine, what each zero-copy path saves against the traditional read() + write():
 file -> socket (Node streams, a native read/write loop, mmap + write, sendfile, splice, O_DIRECT),
 file -> file (read/write, copy_file_range, reflink) and socket -> socket (Node pipe, splice), over
 loopback TCP to a sink in another process. Prints a table; the last lines say which path wins here and why.
+Each path's picture (where its bytes go, which hops the CPU copies) is in the --html report and in
+'zerocopy explain'.
 
 Options:
   --size MiB   bytes per path and run (default 256)
   --runs N     runs per path; the median is reported (default 3)
   --quick      16 MiB, one run: a smoke test
+  --cold       evict the file from the page cache before each run (fsync + posix_fadvise DONTNEED),
+               instead of reading it in; says how much was left, and says so when eviction fails
   --json       print the results as JSON (schema in the README) instead of the table
-  --html FILE  also write a self-contained report with charts to FILE
+  --html FILE  also write a self-contained report to FILE: each path's picture with its figures,
+               charts and the table
   --dir DIR    where the temporary files go (default: the system temp directory)
   --verbose    print stack traces on errors
   -h, --help   show this help
@@ -47,12 +67,27 @@ const GiB = 1024 * MiB;
 
 export type Group = 'file → socket' | 'file → file' | 'socket → socket';
 
-/** The seed's model of one chunk's trip along a path. */
-export interface Model {
+/**
+ * The seed's model of one chunk's trip along a path: the counts (schema 1), and since schema 2 the
+ * picture they are read off: the places the bytes pass, the hops between them with their kind, the
+ * system calls per chunk.
+ */
+export interface Model extends Picture {
   syscallsPerChunk: number;
   userKernelSwitchesPerChunk: number;
   cpuCopies: number;
   dmaCopies: number;
+}
+
+/**
+ * How much of the workload file was in the page cache, in pages, before and right after each run (the
+ * `before` of a `--cold` run is what eviction left). File → file paths add the copy's pages after.
+ */
+export interface PathResidency {
+  pages: number;
+  before: number[];
+  after: number[];
+  copyAfter?: number[];
 }
 
 /** One path's results: the `paths[]` entries of the JSON output. */
@@ -76,19 +111,36 @@ export interface PathResult {
   involuntaryContextSwitches: number | null;
   /** Throughput against the group's baseline (Node streams, read/write, Node pipe). */
   speedup: number | null;
+  /** Null when the path did not run. */
+  residency: PathResidency | null;
+}
+
+/** What `--cold` did before each run; null for a warm run. */
+export interface Eviction {
+  method: 'fsync + posix_fadvise(DONTNEED)';
+  /** False when some run started with more than 1% of the file still cached: those runs were not cold. */
+  evicted: boolean;
+  pages: number;
+  /** The most pages left in the cache before any run. */
+  worstResident: number;
 }
 
 /** The whole JSON document `--json` prints. */
 export interface BenchReport {
-  schema: 'zerocopy-bench/1';
+  schema: 'zerocopy-bench/2';
   version: string;
   machine: { cores: number; cpu: string; kernel: string; node: string; filesystem: string; dir: string };
-  workload: { bytes: number; runs: number; quick: boolean };
+  workload: { bytes: number; runs: number; quick: boolean; cold: boolean };
+  eviction: Eviction | null;
   paths: PathResult[];
   winners: { group: Group; id: string; line: string }[];
 }
 
 interface Context {
+  /** Evict the file before each run instead of warming it. */
+  cold: boolean;
+  /** Whether `residency()` works here (Linux): without it nothing is recorded about the page cache. */
+  seesCache: boolean;
   file: string;
   dir: string;
   size: number;
@@ -109,7 +161,6 @@ interface PathSpec {
   name: string;
   mechanism: string;
   baseline?: boolean;
-  model: Model;
   /** Why the path cannot run here, or undefined when it can. */
   unavailable?: (caps: Capabilities) => string | undefined;
   run: (ctx: Context, prepared: Prepared) => Promise<Moved>;
@@ -122,10 +173,6 @@ interface Prepared {
   go?: () => void;
   release?: () => Promise<void>;
 }
-
-const COPY2: Model = { syscallsPerChunk: 2, userKernelSwitchesPerChunk: 4, cpuCopies: 2, dmaCopies: 2 };
-/** Two splice calls per chunk (into the pipe, out of it); the pages move by reference. */
-const SPLICE: Model = { syscallsPerChunk: 2, userKernelSwitchesPerChunk: 4, cpuCopies: 0, dmaCopies: 2 };
 
 const noSplice = (caps: Capabilities): string | undefined => (caps.splice ? undefined : 'this kernel or sandbox refuses splice(2)');
 
@@ -182,7 +229,6 @@ const PATHS: PathSpec[] = [
     name: 'Node streams: read() + write()',
     mechanism: 'readwrite',
     baseline: true,
-    model: COPY2,
     run: (ctx) =>
       toSink(ctx, async (socket) => {
         let chunks = 0;
@@ -198,7 +244,6 @@ const PATHS: PathSpec[] = [
     group: 'file → socket',
     name: 'read() + write(), native 64 KiB loop',
     mechanism: 'readwrite',
-    model: COPY2,
     run: (ctx) => toSink(ctx, async (socket) => ({ bytes: (await sendFile(socket, ctx.file, { mechanism: 'readwrite' })).bytes })),
   },
   {
@@ -206,7 +251,6 @@ const PATHS: PathSpec[] = [
     group: 'file → socket',
     name: 'mmap + write()',
     mechanism: 'mmap',
-    model: { syscallsPerChunk: 2, userKernelSwitchesPerChunk: 4, cpuCopies: 1, dmaCopies: 2 },
     run: (ctx) =>
       toSink(ctx, async (socket) => {
         const mapped = await mmap(ctx.file);
@@ -224,7 +268,6 @@ const PATHS: PathSpec[] = [
     group: 'file → socket',
     name: 'sendfile',
     mechanism: 'sendfile',
-    model: { syscallsPerChunk: 1, userKernelSwitchesPerChunk: 2, cpuCopies: 0, dmaCopies: 2 },
     run: (ctx) => toSink(ctx, async (socket) => ({ bytes: (await sendFile(socket, ctx.file)).bytes })),
   },
   {
@@ -232,7 +275,6 @@ const PATHS: PathSpec[] = [
     group: 'file → socket',
     name: 'splice (file → pipe → socket)',
     mechanism: 'splice',
-    model: SPLICE,
     unavailable: noSplice,
     run: (ctx) =>
       toSink(ctx, async (socket) => {
@@ -249,7 +291,6 @@ const PATHS: PathSpec[] = [
     group: 'file → socket',
     name: 'O_DIRECT read() + write()',
     mechanism: 'direct',
-    model: { syscallsPerChunk: 2, userKernelSwitchesPerChunk: 4, cpuCopies: 1, dmaCopies: 2 },
     unavailable: (caps) => (caps.filesystem?.directIo ? undefined : `${caps.filesystem?.type ?? 'this filesystem'} refuses O_DIRECT`),
     run: (ctx) =>
       toSink(ctx, async (socket) => {
@@ -268,18 +309,16 @@ const PATHS: PathSpec[] = [
         return { bytes: at, nodeCalls: writes };
       }),
   },
-  copyPath({ id: 'copy-readwrite', name: 'read() + write()', mechanism: 'readwrite', baseline: true, model: COPY2 }),
+  copyPath({ id: 'copy-readwrite', name: 'read() + write()', mechanism: 'readwrite', baseline: true }),
   copyPath({
     id: 'copy_file_range',
     name: 'copy_file_range',
     mechanism: 'copy_file_range',
-    model: { syscallsPerChunk: 1, userKernelSwitchesPerChunk: 2, cpuCopies: 1, dmaCopies: 2 },
   }),
   copyPath({
     id: 'reflink',
     name: 'reflink (FICLONE)',
     mechanism: 'reflink',
-    model: { syscallsPerChunk: 1, userKernelSwitchesPerChunk: 2, cpuCopies: 0, dmaCopies: 0 },
     unavailable: (caps) =>
       caps.filesystem?.reflink ? undefined : `${caps.filesystem?.type ?? 'this filesystem'} cannot share blocks (XFS with reflink, btrfs can)`,
   }),
@@ -288,7 +327,6 @@ const PATHS: PathSpec[] = [
     name: 'Node a.pipe(b)',
     mechanism: 'readwrite',
     baseline: true,
-    model: COPY2,
     move: async (a, b) => {
       let chunks = 0;
       let bytes = 0;
@@ -305,7 +343,6 @@ const PATHS: PathSpec[] = [
     id: 'splice-relay',
     name: 'splice (socket → pipe → socket)',
     mechanism: 'splice',
-    model: SPLICE,
     unavailable: noSplice,
     move: async (a, b) => ({ bytes: (await pipe(a, b)).bytes }),
   }),
@@ -374,6 +411,56 @@ function writeWorkload(path: string, size: number): void {
   }
 }
 
+/**
+ * `--cold`: writes back what is dirty (fsync), asks the kernel to drop the file's pages
+ * (posix_fadvise DONTNEED), and returns what stayed: on tmpfs everything does, the pages are the file.
+ *
+ * Pages that sendfile or splice gave to a socket can stay referenced after the transfer has ended,
+ * and then cannot be dropped: the kernel defers freeing received socket buffers to the CPU that
+ * allocated them, which frees them the next time it handles incoming network work (up to
+ * net.core.skb_defer_max per CPU). On an idle machine that took over 10 s here; with busy threads
+ * sending themselves loopback datagrams (network work on whichever core each runs), one per core,
+ * mostly well under a second. So while pages stay, it asks again every 10 ms, for at most 3 s, with
+ * those threads running.
+ */
+async function evict(path: string): Promise<Residency> {
+  const fd = openSync(path, 'r');
+  let nudges: Worker[] | undefined;
+  try {
+    fsyncSync(fd);
+    sys.fadviseSync(fd, 'dontneed');
+    let left = residency(fd);
+    for (const deadline = Date.now() + 3000; left.resident > 0 && Date.now() < deadline; ) {
+      nudges ??= cpus().map(() => new Worker(NUDGE, { eval: true }));
+      await new Promise((ok) => setTimeout(ok, 10));
+      sys.fadviseSync(fd, 'dontneed');
+      left = residency(fd);
+    }
+    return left;
+  } finally {
+    closeSync(fd);
+    await Promise.all((nudges ?? []).map((w) => w.terminate()));
+  }
+}
+
+/** A thread of `evict`: loopback datagrams to itself, as fast as they go, until terminated. */
+const NUDGE = `const socket = require('node:dgram').createSocket('udp4');
+socket.on('message', () => {});
+socket.bind(0, '127.0.0.1', function send() {
+  socket.send('x', socket.address().port, '127.0.0.1', () => setImmediate(send));
+});`;
+
+/** Whether `residency()` works here: not where zerocopy runs its portable code (not Linux). */
+function sees(file: string): boolean {
+  try {
+    residency(file);
+    return true;
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM') return false;
+    throw err;
+  }
+}
+
 /** Pulls the file into the page cache through one reused buffer. */
 function warm(path: string): void {
   const fd = openSync(path, 'r');
@@ -391,16 +478,17 @@ function nativeCalls(): number {
   return Object.values(benchBinding().syscallCounts()).reduce((a, b) => a + b, 0);
 }
 
-async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabilities, bar: ProgressBar): Promise<PathResult> {
-  const reason = spec.unavailable?.(caps);
-  const base: PathResult = {
+/** A path's result before any run: its model, nothing measured. */
+function unmeasured(spec: PathSpec, reason?: string): PathResult {
+  return {
     id: spec.id,
     group: spec.group,
     name: spec.name,
     mechanism: spec.mechanism,
     baseline: Boolean(spec.baseline),
     available: reason === undefined,
-    model: spec.model,
+    ...(reason === undefined ? {} : { reason }),
+    model: { ...counts(PICTURES[spec.id] as Picture), ...(PICTURES[spec.id] as Picture) },
     runs: [],
     medianSeconds: null,
     bestSeconds: null,
@@ -411,17 +499,38 @@ async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabil
     voluntaryContextSwitches: null,
     involuntaryContextSwitches: null,
     speedup: null,
+    residency: null,
   };
-  if (reason !== undefined) return { ...base, reason };
+}
+
+/** Every path the bench knows, with its model and no figures: what `zerocopy explain` draws without results. */
+export function models(): PathResult[] {
+  return PATHS.map((spec) => unmeasured(spec));
+}
+
+async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabilities, bar: ProgressBar): Promise<PathResult> {
+  const reason = spec.unavailable?.(caps);
+  const copy = join(ctx.dir, 'copy');
+  const base = unmeasured(spec, reason);
+  if (reason !== undefined) return base;
   const cpu: number[] = [];
   const calls: number[] = [];
   const vcs: number[] = [];
   const ivcs: number[] = [];
+  const cache: PathResidency = { pages: 0, before: [], after: [] };
   let estimated = false;
   for (let run = 0; run < runs; run++) {
     bar.status(`bench: ${spec.group}: ${spec.name} (run ${run + 1}/${runs})`);
-    warm(ctx.file);
-    rmSync(join(ctx.dir, 'copy'), { force: true });
+    rmSync(copy, { force: true });
+    if (ctx.cold) {
+      const left = await evict(ctx.file);
+      bar.status(`bench: ${spec.group}: ${spec.name} (run ${run + 1}/${runs}, ${percent(left.resident, left.pages)} left in the page cache)`);
+    } else warm(ctx.file);
+    if (ctx.seesCache) {
+      const before = residency(ctx.file);
+      cache.pages = before.pages;
+      cache.before.push(before.resident);
+    }
     const prepared = (await spec.prepare?.(ctx)) ?? {};
     const usage0 = process.resourceUsage();
     const calls0 = nativeCalls();
@@ -429,6 +538,10 @@ async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabil
     const moved = await spec.run(ctx, prepared);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const usage = process.resourceUsage();
+    if (ctx.seesCache) {
+      cache.after.push(residency(ctx.file).resident);
+      if (spec.group === 'file → file') (cache.copyAfter ??= []).push(residency(copy).resident);
+    }
     await prepared.release?.();
     if (moved.bytes !== ctx.size) throw new Error(`${spec.name} moved ${moved.bytes} of ${ctx.size} bytes`);
     base.runs.push(seconds);
@@ -438,7 +551,7 @@ async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabil
     vcs.push(usage.voluntaryContextSwitches - usage0.voluntaryContextSwitches);
     ivcs.push(usage.involuntaryContextSwitches - usage0.involuntaryContextSwitches);
   }
-  rmSync(join(ctx.dir, 'copy'), { force: true });
+  rmSync(copy, { force: true });
   const med = median(base.runs);
   return {
     ...base,
@@ -450,7 +563,16 @@ async function measure(spec: PathSpec, ctx: Context, runs: number, caps: Capabil
     syscallsEstimated: estimated,
     voluntaryContextSwitches: median(vcs),
     involuntaryContextSwitches: median(ivcs),
+    residency: ctx.seesCache ? cache : null,
   };
+}
+
+/** How well `--cold` evicted the file: the worst residency any run started with. */
+function eviction(paths: PathResult[]): Eviction {
+  const ran = paths.flatMap((p) => (p.residency ? [p.residency] : []));
+  const pages = Math.max(0, ...ran.map((r) => r.pages));
+  const worstResident = Math.max(0, ...ran.flatMap((r) => r.before));
+  return { method: 'fsync + posix_fadvise(DONTNEED)', evicted: worstResident <= pages / 100, pages, worstResident };
 }
 
 /** Fills `speedup` against each group's baseline and says, per group, which path wins and why. */
@@ -482,14 +604,15 @@ function judge(paths: PathResult[]): BenchReport['winners'] {
 
 /** The table printed on a terminal. */
 export function formatTable(report: BenchReport): string {
-  const header = ['path', 'MiB/s', 'CPU s/GiB', 'syscalls', 'vol cs', 'invol cs', 'copies', 'switches', 'vs baseline'];
+  const header = ['path', 'MiB/s', 'CPU s/GiB', 'syscalls', 'vol cs', 'invol cs', 'cached', 'copies', 'switches', 'vs baseline'];
   const rows: string[][] = [];
   let group: Group | undefined;
   for (const p of report.paths) {
     if (p.group !== group) {
       group = p.group;
-      rows.push([`${group}`, '', '', '', '', '', '', '', '']);
+      rows.push([`${group}`]);
     }
+    const cache = cacheShares(p);
     const n = (v: number | null, digits = 0): string => (v === null ? '-' : v.toFixed(digits));
     rows.push(
       p.available
@@ -500,28 +623,32 @@ export function formatTable(report: BenchReport): string {
             `${p.syscallsEstimated ? '≈' : ''}${n(p.syscalls)}`,
             n(p.voluntaryContextSwitches),
             n(p.involuntaryContextSwitches),
+            cache ? `${share(cache.before)}→${share(cache.after)}` : '-',
             String(p.model.cpuCopies),
             String(p.model.userKernelSwitchesPerChunk),
             p.baseline ? 'baseline' : p.speedup === null ? '-' : `${p.speedup.toFixed(2)}x`,
           ]
-        : [`  ${p.name}`, `not here: ${p.reason ?? ''}`, '', '', '', '', String(p.model.cpuCopies), String(p.model.userKernelSwitchesPerChunk), ''],
+        : [`  ${p.name}`, `not here: ${p.reason ?? ''}`],
     );
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[1]?.startsWith('not here') && i > 0 && i < 6 ? 0 : (r[i] ?? '').length))));
+  // Group rows and the reasons of paths not taken span the columns after the first.
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r.length < header.length && i > 0 ? 0 : (r[i] ?? '').length))));
   const line = (cells: string[]): string =>
-    cells[1]?.startsWith('not here')
-      ? `${(cells[0] ?? '').padEnd(widths[0] as number)}  ${cells[1]}`
+    cells.length < header.length
+      ? `${(cells[0] ?? '').padEnd(cells.length > 1 ? (widths[0] as number) : 0)}${cells.length > 1 ? `  ${cells[1]}` : ''}`
       : cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
   const m = report.machine;
   return [
     `zerocopy bench: ${formatBytes(report.workload.bytes)} per path, median of ${report.workload.runs} run${report.workload.runs === 1 ? '' : 's'}`,
     `machine: ${m.cores} cores (${m.cpu}), Linux ${m.kernel}, Node ${m.node}, ${m.filesystem} at ${m.dir}`,
+    cacheLine(report),
     '',
     line(header),
     ...rows.map(line),
     '',
     'copies, switches: the seed\'s model per chunk (CPU copies; user/kernel switches). syscalls: counted by',
     'the native layer (≈: Node\'s own reads and writes estimated from its chunks). cs: context switches.',
+    'cached: the file in the page cache before → after a run (residency). `zerocopy explain PATH` draws a path.',
     '',
     ...report.winners.map((w) => w.line),
   ].join('\n');
@@ -534,6 +661,7 @@ export async function bench(args: string[]): Promise<void> {
       size: { type: 'string' },
       runs: { type: 'string' },
       quick: { type: 'boolean' },
+      cold: { type: 'boolean' },
       json: { type: 'boolean' },
       html: { type: 'string' },
       dir: { type: 'string' },
@@ -544,6 +672,7 @@ export async function bench(args: string[]): Promise<void> {
   const quick = Boolean(parsed.values.quick);
   const size = intOption(str(parsed, 'size'), 'size', quick ? 16 : 256, 1) * MiB;
   const runs = intOption(str(parsed, 'runs'), 'runs', quick ? 1 : 3, 1);
+  const cold = Boolean(parsed.values.cold);
   const html = str(parsed, 'html');
   if (html === '') throw new UsageError('--html needs a FILE');
 
@@ -563,12 +692,14 @@ export async function bench(args: string[]): Promise<void> {
     writeWorkload(file, size);
     const caps = await capabilities(dir);
     sink = await startSink();
-    const ctx: Context = { file, dir, size, sinkPort: sink.port };
+    const seesCache = sees(file);
+    if (cold && !seesCache) throw new Error('--cold checks the eviction with residency(), which zerocopy has on Linux only');
+    const ctx: Context = { cold, seesCache, file, dir, size, sinkPort: sink.port };
     const paths: PathResult[] = [];
     for (const spec of PATHS) paths.push(await measure(spec, ctx, runs, caps, bar));
     bar.clear();
     const report: BenchReport = {
-      schema: 'zerocopy-bench/1',
+      schema: 'zerocopy-bench/2',
       version: ZEROCOPY_VERSION,
       machine: {
         cores: cpus().length,
@@ -578,7 +709,8 @@ export async function bench(args: string[]): Promise<void> {
         filesystem: caps.filesystem?.type ?? 'unknown',
         dir,
       },
-      workload: { bytes: size, runs, quick },
+      workload: { bytes: size, runs, quick, cold },
+      eviction: cold ? eviction(paths) : null,
       paths,
       winners: [],
     };

@@ -5,6 +5,7 @@
 import { bench } from './bench.js';
 import { caps } from './caps.js';
 import { cp } from './cp.js';
+import { explain } from './explain.js';
 import { peer } from './peer.js';
 import { proxyCommand } from './proxy.js';
 import { serve } from './serve.js';
@@ -17,6 +18,7 @@ const USAGE = `Usage: zerocopy <command> [options]
 
 Commands:
   bench            measure what each zero-copy path saves on this machine (npm start runs it)
+  explain [PATH]   draw where a path's bytes go: copies, DMA, user/kernel switches (with --results)
   serve [DIR]      serve files over HTTP with sendfile
   cp SRC DST       copy a file with the cheapest mechanism (reflink, copy_file_range, ...)
   proxy            relay TCP connections through kernel pipes (splice)
@@ -32,6 +34,7 @@ Options:
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   bench,
+  explain,
   serve,
   cp,
   proxy: proxyCommand,

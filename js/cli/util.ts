@@ -65,6 +65,13 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${UNITS[i]}`;
 }
 
+/** A share of pages as a percentage, one decimal below 10%: 3 of 4096 → "0.1%", 4096 of 4096 → "100%". */
+export function percent(part: number, whole: number): string {
+  if (whole <= 0) return '–';
+  const p = (100 * part) / whole;
+  return `${p > 0 && p < 10 ? p.toFixed(1) : p.toFixed(0)}%`;
+}
+
 /** A progress bar on stderr, redrawn at most 10 times a second; silent when stderr is not a terminal. */
 export class ProgressBar {
   private last = 0;
