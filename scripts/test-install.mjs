@@ -16,8 +16,8 @@
 //   - the `zerocopy` command;
 //   - the loader: with the platform package gone the import fails with the documented error, and
 //     ZEROCOPY_NATIVE_LIBRARY_PATH pointed at the binary makes it work again.
-// Then, for every other prebuilt platform (linux-arm64-gnu, linux-x64-musl, linux-arm64-musl), on that
-// platform's own Node (scripts/platforms.mjs: arm64 under qemu-user, musl in a musl root): npm running
+// Then in every other test environment of scripts/platforms.mjs (linux-x64-gnu on glibc 2.31,
+// linux-arm64-gnu under qemu-user, linux-x64-musl and linux-arm64-musl in a musl root): npm running
 // there installs the same tarballs, offline, and must pick that platform's package alone, and the ESM
 // and CJS scripts must copy, send and map with it.
 // Prints one line per check and `install: N passed, M failed`; exits 1 if anything failed. The temporary
@@ -29,7 +29,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { pack } from './pack.mjs';
-import { PLATFORMS, npmCli, runOn } from './platforms.mjs';
+import { ENVIRONMENTS, PLATFORMS, npmCli, platform, runOn } from './platforms.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const keep = process.argv.includes('--keep');
@@ -347,23 +347,24 @@ function usesBinary(out, platformName) {
   return out.trim();
 }
 
-/** Each other prebuilt platform: the same tarballs installed by npm running on that platform's Node. */
+/** Every other test environment (scripts/platforms.mjs): the same tarballs installed by npm running there. */
 async function otherPlatforms(tmp, tarballs, env) {
   const npm = npmCli();
   const npmCache = must('npm', ['config', 'get', 'cache'], { env }).trim();
-  for (const p of PLATFORMS.filter((x) => x.name !== 'linux-x64-gnu')) {
+  for (const e of ENVIRONMENTS.filter((x) => x.name !== 'linux-x64-gnu')) {
+    const p = platform(e.platform);
     const pkg = `zerocopy-${p.name}`;
-    const app = join(tmp, `app-${p.name}`);
+    const app = join(tmp, `app-${e.name}`);
     mkdirSync(app);
     writeProject(app, tarballs);
-    // A musl root has its own environment; arm64 glibc runs with the user's, without Rust.
+    // A root has its own environment; arm64 glibc runs with the user's, without Rust.
     const on = (args) => {
-      const r = runOn(p.name, args, { cwd: app, binds: [tmp, npm, npmCache], baseEnv: p.libc === 'glibc' ? env : undefined, stdio: 'pipe' });
+      const r = runOn(e.name, args, { cwd: app, binds: [tmp, npm, npmCache], baseEnv: env, stdio: 'pipe' });
       if (r.error) throw r.error;
-      if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status ?? r.signal} on ${p.name}\n${r.stdout}\n${r.stderr}`);
+      if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status ?? r.signal} on ${e.name}\n${r.stdout}\n${r.stderr}`);
       return r.stdout;
     };
-    const installed = await check(`${p.name}: npm install there, offline, picks ${pkg} alone`, () => {
+    const installed = await check(`${e.name}: npm install there, offline, picks ${pkg} alone`, () => {
       on([join(npm, 'bin/npm-cli.js'), 'install', '--offline', '--no-audit', '--no-fund', '--cache', npmCache]);
       const found = platformPackages(app);
       if (found.join() !== pkg) throw new Error(`platform packages installed: ${found.join(', ') || 'none'}`);
@@ -371,8 +372,8 @@ async function otherPlatforms(tmp, tarballs, env) {
       return `${pkg} ${JSON.parse(readFileSync(join(app, 'node_modules', pkg, 'package.json'), 'utf8')).version}`;
     });
     if (!installed) continue;
-    await check(`${p.name}: ESM: import, copyFile, sendFile, mmap`, () => usesBinary(on(['esm.mjs']), p.name));
-    await check(`${p.name}: CJS: require, copyFile, sendFile, mmap`, () => usesBinary(on(['cjs.cjs']), p.name));
+    await check(`${e.name}: ESM: import, copyFile, sendFile, mmap`, () => usesBinary(on(['esm.mjs']), p.name));
+    await check(`${e.name}: CJS: require, copyFile, sendFile, mmap`, () => usesBinary(on(['cjs.cjs']), p.name));
   }
 }
 
