@@ -303,8 +303,9 @@ test("explain --results draws a run's figures (schema 2, and schema 1 without re
   assert.is(piped.status, 0, piped.stderr);
   assert.ok(piped.stdout.includes(`${report.paths.find((p) => p.id === 'splice').mibPerSecond.toFixed(0)} MiB/s`));
   if (existsSync('/usr/bin/script')) {
-    // Without uvu's FORCE_COLOR, which Node lets win over NO_COLOR.
-    const { FORCE_COLOR, ...base } = process.env;
+    // Without uvu's FORCE_COLOR, which Node lets win over NO_COLOR, and without CI, which makes Node's
+    // hasColors() answer false on any terminal (.ci/run exports CI=true).
+    const { FORCE_COLOR, CI, ...base } = process.env;
     const tty = (env) => spawnSync('script', ['-qec', `${process.execPath} ${bin} explain readwrite`, '/dev/null'], { encoding: 'utf8', env: { ...base, TERM: 'xterm-256color', ...env } });
     const coloured = tty({});
     assert.is(coloured.status, 0, coloured.stderr);

@@ -174,8 +174,9 @@ test('10,000 mappings dropped without close are unmapped by GC: /proc/self/maps 
   assert.ok(res.peak > 0, 'mappings were alive during the loop');
   assert.is(res.ours, 0, 'every mapping of the file is gone');
   assert.equal(res.after.files, res.base.files, 'file-backed mappings exactly as at the baseline');
-  // Anonymous mappings may grow a little: V8 keeps the 256 KiB heap pages its heap grew into.
-  assert.ok(res.after.anonymous <= res.base.anonymous + 64, `anonymous mappings ${res.base.anonymous} -> ${res.after.anonymous}`);
+  // Anonymous mappings may grow a little: V8 keeps the 256 KiB heap pages its heap grew into, and musl's
+  // malloc maps larger blocks one by one (+68 seen there). One leaked per cycle would be 10,000.
+  assert.ok(res.after.anonymous <= res.base.anonymous + 256, `anonymous mappings ${res.base.anonymous} -> ${res.after.anonymous}`);
   // Unmapped, not just replaced with zero pages and kept: 10,000 MiB kept would show here.
   const reserved = res.after.vm - res.base.vm;
   assert.ok(reserved < 512 * MiB, `address space grew by ${(reserved / MiB).toFixed(1)} MiB`);

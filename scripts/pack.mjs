@@ -3,11 +3,14 @@
 //
 //   node scripts/pack.mjs [--artifacts DIR] [--out DIR]
 //
-// --artifacts  where the built binaries are (default native/, where `npm run build:native` puts this
-//              machine's; for a release, the folder the per-target builds were collected into)
+// --artifacts  where the built binaries are (default artifacts/, where `node scripts/platforms.mjs build`
+//              puts the release build of every target)
 // --out        where the tarballs go (default release/)
 //
-// It builds nothing: run `npm run build` first. The platform packages are generated, as at every release,
+// It builds nothing (`npm run package` builds first): run `npm run build:js` and
+// `node scripts/platforms.mjs build` first. Every binary must pass the C-library check of
+// scripts/platforms.mjs (glibc floor, musl's libc alone), so a binary built against this machine's newer
+// glibc, e.g. the host build in native/, is refused. The platform packages are generated, as at every release,
 // by `napi create-npm-dirs` and `napi artifacts` into npm/ (not committed, removed again at the end), and
 // `napi pre-publish --dry-run` validates them. The main package gets the `optionalDependencies` that
 // `napi pre-publish` would write into package.json — in a copy, so the repository's package.json never
@@ -20,6 +23,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { parseTriple } from '@napi-rs/cli';
+
+import { binaryPath, checkAll, checkTargets } from './platforms.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const napiBin = join(root, 'node_modules/@napi-rs/cli/dist/cli.js');
@@ -98,10 +103,12 @@ function list(name, tarball, files) {
  * Packs and checks both kinds of tarball. Returns `{ main, platforms: [{ target, name, tarball }] }`.
  * `artifacts` and `out` are resolved against the repository root.
  */
-export function pack({ artifacts = 'native', out = 'release', quiet = false } = {}) {
+export function pack({ artifacts = 'artifacts', out = 'release', quiet = false } = {}) {
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const { name, version } = manifest;
+  checkTargets();
   const targets = manifest.napi.targets.map((triple) => parseTriple(triple));
+  checkAll(targets.map((t) => binaryPath(t.platformArchABI, resolve(root, artifacts))), { quiet });
   const outDir = resolve(root, out);
   mkdirSync(outDir, { recursive: true });
   for (const f of ['dist/index.cjs', 'dist/types/index.d.ts']) {
@@ -125,7 +132,10 @@ export function pack({ artifacts = 'native', out = 'release', quiet = false } = 
       const pkgName = `${name}-${t.platformArchABI}`;
       checkFiles(pkgName, packed.files, ['LICENSE', 'README.md', 'package.json', binary]);
       const platformManifest = JSON.parse(readFileSync(join(npmDir, t.platformArchABI, 'package.json'), 'utf8'));
-      if (platformManifest.name !== pkgName || platformManifest.version !== version || platformManifest.main !== binary) {
+      // npm installs only the package whose os, cpu and libc match the machine.
+      const libc = t.abi === 'gnu' ? ['glibc'] : t.abi === 'musl' ? ['musl'] : undefined;
+      const selects = JSON.stringify([platformManifest.os, platformManifest.cpu, platformManifest.libc]) === JSON.stringify([[t.platform], [t.arch], libc]);
+      if (platformManifest.name !== pkgName || platformManifest.version !== version || platformManifest.main !== binary || !selects) {
         throw new Error(`${pkgName}: unexpected package.json ${JSON.stringify(platformManifest)}`);
       }
       report.push(list(pkgName, packed.tarball, packed.files));

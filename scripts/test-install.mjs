@@ -3,10 +3,12 @@
 //   node scripts/test-install.mjs [--keep]      (npm run test:install builds first)
 //
 // Packs both tarballs (scripts/pack.mjs, which checks their file lists), makes an empty project in a
-// temporary directory and installs them from disk with cargo/rustc/rustup removed from PATH and npm
-// offline: the main package from its tarball, and the platform package as the optional dependency the
-// main package names (an `overrides` entry points that name at its tarball, so a wrong name in
-// `optionalDependencies` fails here). Then, in that project:
+// temporary directory and installs them from disk with cargo/rustc/rustup removed from PATH: the main
+// package from its tarball, and the platform package as the optional dependency the main package names
+// (`overrides` entries point those names at their tarballs, so a wrong name in `optionalDependencies`
+// fails here, and package-lock.json must say the platform package came from its tarball). npm prefers
+// its cache: only registry metadata of the main package's dependencies that the cache lacks (`npm ci`
+// stores tarballs, not metadata) is fetched. Then, in that project:
 //   - an ESM script and a CJS script each copy a file (copyFile), send one over a loopback socket
 //     (sendFile) and map one (mmap), checking sha256, and check that both module systems share one instance;
 //   - tsc --noEmit on TypeScript that uses the public types strictly: `module: nodenext` (an .mts ESM file
@@ -14,15 +16,20 @@
 //   - the `zerocopy` command;
 //   - the loader: with the platform package gone the import fails with the documented error, and
 //     ZEROCOPY_NATIVE_LIBRARY_PATH pointed at the binary makes it work again.
+// Then in every other test environment of scripts/platforms.mjs (linux-x64-gnu on glibc 2.31,
+// linux-arm64-gnu under qemu-user, linux-x64-musl and linux-arm64-musl in a musl root): npm running
+// there installs the same tarballs, offline, and must pick that platform's package alone, and the ESM
+// and CJS scripts must copy, send and map with it.
 // Prints one line per check and `install: N passed, M failed`; exits 1 if anything failed. The temporary
 // directory is removed at the end (kept with --keep).
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { pack } from './pack.mjs';
+import { ENVIRONMENTS, PLATFORMS, npmCli, platform, runOn } from './platforms.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const keep = process.argv.includes('--keep');
@@ -30,6 +37,7 @@ const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const version = manifest.version;
 const tsc = join(root, 'node_modules/typescript/bin/tsc');
 const RUST_TOOLS = ['cargo', 'rustc', 'rustup'];
+const SUPPORTED = `Prebuilt binaries exist for: ${PLATFORMS.map((p) => p.name).join(', ')}.`;
 
 let passed = 0;
 let failed = 0;
@@ -132,7 +140,8 @@ function writeProject(app, tarballs) {
         version: '0.0.0',
         private: true,
         dependencies: { zerocopy: `file:${tarballs.main}` },
-        overrides: { [platformPkg.name]: `file:${platformPkg.tarball}` },
+        // Every platform package from its tarball: npm must choose among them by os, cpu and libc.
+        overrides: Object.fromEntries(tarballs.platforms.map((p) => [p.name, `file:${p.tarball}`])),
       },
       null,
       2,
@@ -190,7 +199,8 @@ module.exports = async function run({ copyFile, sendFile, mmap }, label, linux =
       assert(['reflink', 'copy_file_range'].includes(copied.mechanism), 'copyFile mechanism ' + copied.mechanism);
       assert(sent.mechanism === 'sendfile', 'sendFile mechanism ' + sent.mechanism);
     }
-    return label + ': copyFile ' + copied.mechanism + ', sendFile ' + sent.mechanism + ', mmap; ' + data.length + ' bytes each, sha256 ok';
+    const binary = process.report.getReport().sharedObjects.filter((f) => /zerocopy[.-].*\\.node$/.test(f)).map((f) => path.relative(process.cwd(), f));
+    return label + ': copyFile ' + copied.mechanism + ', sendFile ' + sent.mechanism + ', mmap; ' + data.length + ' bytes each, sha256 ok; binary ' + binary.join(' ');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -317,8 +327,58 @@ void main;
   for (const [name, text] of Object.entries(files)) writeFileSync(join(app, name), text);
 }
 
+/** The platform packages npm installed into `app`. */
+function platformPackages(app) {
+  return readdirSync(join(app, 'node_modules')).filter((d) => d.startsWith('zerocopy-')).sort();
+}
+
+/** Fails unless package-lock.json says `pkg` was installed from its tarball, not from a registry. */
+function fromTarball(app, pkg, tarballs) {
+  const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8'));
+  const resolved = lock.packages?.[`node_modules/${pkg}`]?.resolved ?? '';
+  const tarball = tarballs.platforms.find((p) => p.name === pkg)?.tarball;
+  if (!tarball || !resolved.startsWith('file:') || !resolved.endsWith(tarball.split('/').pop())) throw new Error(`${pkg} resolved to ${resolved || 'nothing'}, not ${tarball}`);
+}
+
+/** The checks script's output, which must name the binary of `platformName`'s package as the one loaded. */
+function usesBinary(out, platformName) {
+  const want = `binary node_modules/zerocopy-${platformName}/zerocopy.${platformName}.node`;
+  if (!out.trim().endsWith(want)) throw new Error(`expected ${want}:\n${out}`);
+  return out.trim();
+}
+
+/** Every other test environment (scripts/platforms.mjs): the same tarballs installed by npm running there. */
+async function otherPlatforms(tmp, tarballs, env) {
+  const npm = npmCli();
+  const npmCache = must('npm', ['config', 'get', 'cache'], { env }).trim();
+  for (const e of ENVIRONMENTS.filter((x) => x.name !== 'linux-x64-gnu')) {
+    const p = platform(e.platform);
+    const pkg = `zerocopy-${p.name}`;
+    const app = join(tmp, `app-${e.name}`);
+    mkdirSync(app);
+    writeProject(app, tarballs);
+    // A root has its own environment; arm64 glibc runs with the user's, without Rust.
+    const on = (args) => {
+      const r = runOn(e.name, args, { cwd: app, binds: [tmp, npm, npmCache], baseEnv: env, stdio: 'pipe' });
+      if (r.error) throw r.error;
+      if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status ?? r.signal} on ${e.name}\n${r.stdout}\n${r.stderr}`);
+      return r.stdout;
+    };
+    const installed = await check(`${e.name}: npm install there, offline, picks ${pkg} alone`, () => {
+      on([join(npm, 'bin/npm-cli.js'), 'install', '--offline', '--no-audit', '--no-fund', '--cache', npmCache]);
+      const found = platformPackages(app);
+      if (found.join() !== pkg) throw new Error(`platform packages installed: ${found.join(', ') || 'none'}`);
+      fromTarball(app, pkg, tarballs);
+      return `${pkg} ${JSON.parse(readFileSync(join(app, 'node_modules', pkg, 'package.json'), 'utf8')).version}`;
+    });
+    if (!installed) continue;
+    await check(`${e.name}: ESM: import, copyFile, sendFile, mmap`, () => usesBinary(on(['esm.mjs']), p.name));
+    await check(`${e.name}: CJS: require, copyFile, sendFile, mmap`, () => usesBinary(on(['cjs.cjs']), p.name));
+  }
+}
+
 async function main() {
-  if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error('the install test runs on linux x64 (the one prebuilt target)');
+  if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error('the install test runs on linux x64 (it runs the other platforms through scripts/platforms.mjs)');
   const tmp = mkdtempSync(join(tmpdir(), 'zerocopy-install-test-'));
   try {
     const env = userEnv(tmp);
@@ -343,22 +403,25 @@ async function main() {
     const app = join(tmp, 'app');
     mkdirSync(app);
     writeProject(app, tarballs);
-    if (!(await check('npm install from the tarballs, offline, without Rust', () => {
-      const r = exec('npm', ['install', '--offline', '--no-audit', '--no-fund'], { cwd: app, env });
+    if (!(await check('npm install from the tarballs, without Rust', () => {
+      const r = exec('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund'], { cwd: app, env });
       if (r.status !== 0) throw new Error(`npm install exited ${r.status}\n${r.stdout}\n${r.stderr}`);
       if (/install-scripts|gyp|cargo/i.test(r.stderr)) throw new Error(`npm install complained:\n${r.stderr}`);
       const tree = JSON.parse(must('npm', ['ls', '--all', '--json'], { cwd: app, env }));
       const platform = tree.dependencies?.zerocopy?.dependencies?.['zerocopy-linux-x64-gnu'];
       if (platform?.version !== version) throw new Error(`zerocopy-linux-x64-gnu is not installed as zerocopy's dependency:\n${JSON.stringify(tree, null, 2)}`);
-      return `zerocopy ${tree.dependencies.zerocopy.version} with zerocopy-linux-x64-gnu ${platform.version}`;
+      const installed = platformPackages(app);
+      if (installed.join() !== 'zerocopy-linux-x64-gnu') throw new Error(`platform packages installed: ${installed.join(', ')}`);
+      fromTarball(app, 'zerocopy-linux-x64-gnu', tarballs);
+      return `zerocopy ${tree.dependencies.zerocopy.version} with zerocopy-linux-x64-gnu ${platform.version} alone`;
     }))) return;
 
     // A reference install of the exact @types/node the repository uses (from npm's cache), for tsc.
     const typesVersion = JSON.parse(readFileSync(join(root, 'node_modules/@types/node/package.json'), 'utf8')).version;
-    must('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-save', `@types/node@${typesVersion}`], { cwd: app, env });
+    must('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-save', `@types/node@${typesVersion}`], { cwd: app, env });
 
-    await check('ESM: import, copyFile, sendFile, mmap', () => must(process.execPath, ['esm.mjs'], { cwd: app, env }).trim());
-    await check('CJS: require, copyFile, sendFile, mmap', () => must(process.execPath, ['cjs.cjs'], { cwd: app, env }).trim());
+    await check('ESM: import, copyFile, sendFile, mmap', () => usesBinary(must(process.execPath, ['esm.mjs'], { cwd: app, env }), 'linux-x64-gnu'));
+    await check('CJS: require, copyFile, sendFile, mmap', () => usesBinary(must(process.execPath, ['cjs.cjs'], { cwd: app, env }), 'linux-x64-gnu'));
     for (const [config, what] of [
       ['tsconfig.json', 'module nodenext: ESM (.mts) and CJS (.cts)'],
       ['tsconfig.bundler.json', 'moduleResolution bundler'],
@@ -381,7 +444,8 @@ async function main() {
     await check('unsupported platform: the error names it and what to do', () => {
       const e = importFailure(app, env, 'require-fails.cjs', ['-r', './fake-darwin-arm64.cjs']);
       if (e.code !== 'ERR_ZEROCOPY_NATIVE_BINDING' || e.platform !== 'darwin' || e.arch !== 'arm64') throw new Error(JSON.stringify(e));
-      expectIncludes(e.message, ['no prebuilt native binary', 'darwin arm64', 'linux-x64-gnu', 'ZEROCOPY_NATIVE_LIBRARY_PATH', 'Building from source']);
+      expectIncludes(e.message, ['no prebuilt native binary', 'darwin arm64', SUPPORTED, 'ZEROCOPY_NATIVE_LIBRARY_PATH', 'Building from source']);
+      if (JSON.stringify(e.supported) !== JSON.stringify(PLATFORMS.map((p) => p.name))) throw new Error(`supported: ${JSON.stringify(e.supported)}`);
       if (e.message.includes('source checkout')) throw new Error(`an installed package is not a source checkout:\n${e.message}`);
       return e.message.split('\n')[0];
     });
@@ -395,7 +459,7 @@ async function main() {
         await check(`platform package missing: ${script.startsWith('import') ? 'import' : 'require'} fails with the documented error`, () => {
           const e = importFailure(app, env, script);
           if (e.code !== 'ERR_ZEROCOPY_NATIVE_BINDING' || e.libc !== 'glibc' || e.packageName !== 'zerocopy-linux-x64-gnu') throw new Error(JSON.stringify(e));
-          expectIncludes(e.message, ['linux x64 glibc', 'zerocopy-linux-x64-gnu is not installed', `npm install zerocopy-linux-x64-gnu@${version}`, 'ZEROCOPY_NATIVE_LIBRARY_PATH', 'linux-x64-gnu']);
+          expectIncludes(e.message, ['linux x64 glibc', 'zerocopy-linux-x64-gnu is not installed', `npm install zerocopy-linux-x64-gnu@${version}`, 'ZEROCOPY_NATIVE_LIBRARY_PATH', SUPPORTED]);
           return e.message.split('\n')[0];
         });
       }
@@ -426,6 +490,8 @@ async function main() {
     } finally {
       cpSync(saved, binaryPath);
     }
+
+    await otherPlatforms(tmp, tarballs, env);
   } finally {
     if (keep) console.log(`kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });

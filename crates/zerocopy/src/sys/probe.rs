@@ -292,14 +292,19 @@ pub fn statx_dio_alignment(fd: impl AsFd) -> Option<DirectIoAlignment> {
     // SAFETY: an all-zero statx is a valid value of this plain C struct.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     let empty: &CStr = c"";
-    // SAFETY: `empty` is a valid C string and `stx` a valid, writable statx buffer for the call.
+    // The raw system call, not glibc's statx() wrapper: that wrapper exists only from glibc 2.28, and the
+    // prebuilt binaries are linked against glibc 2.17 (see scripts/platforms.mjs), where a reference to
+    // it would stop the whole addon from loading. Kernels before 4.11 answer ENOSYS, which is None here.
+    // SAFETY: `empty` is a valid C string and `stx` a valid, writable statx buffer for the call; the
+    // arguments are those of statx(2), in its order and with its C types.
     let ret = unsafe {
-        libc::statx(
+        libc::syscall(
+            libc::SYS_statx,
             fd.as_fd().as_raw_fd(),
             empty.as_ptr(),
             libc::AT_EMPTY_PATH,
             libc::STATX_DIOALIGN,
-            &mut stx,
+            &mut stx as *mut libc::statx,
         )
     };
     if ret != 0 || stx.stx_mask & libc::STATX_DIOALIGN == 0 || stx.stx_dio_offset_align == 0 {
