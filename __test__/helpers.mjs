@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, openSync, writeSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 
 import { residency } from 'zerocopy';
 import { createRequire } from 'node:module';
@@ -170,4 +170,46 @@ export function receive(client) {
   const chunks = [];
   client.on('data', (d) => chunks.push(d));
   return new Promise((resolve) => client.on('end', () => resolve(Buffer.concat(chunks))));
+}
+
+/**
+ * A port on 127.0.0.1 where a connection never completes, for sockets destroyed while still
+ * connecting: a listener in a child process that never accepts (its event loop is blocked), with its
+ * accept queue filled, so the kernel drops further SYNs. `connect(options)` returns such a socket;
+ * `close()` ends it all. The child gives up by itself after two minutes.
+ */
+export async function unanswered() {
+  const code = `const net = require('node:net');
+    const server = net.createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => setTimeout(() => {
+      process.stdout.write(server.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
+      process.exit(0);
+    }, 0));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = await once(child.stdout, 'data');
+  const port = Number(String(line).trim());
+  const sockets = [];
+  const connect = (options = {}) => {
+    const sock = net.connect({ port, host: '127.0.0.1', ...options });
+    sock.on('error', () => {});
+    sockets.push(sock);
+    return sock;
+  };
+  // A backlog of 1 queues two connections; the kernel completes those without the child accepting.
+  for (let completed = 0; ; ) {
+    const sock = connect();
+    const done = once(sock, 'connect').then(() => true);
+    if (await Promise.race([done, new Promise((r) => setTimeout(() => r(false), 300))])) completed++;
+    else if (completed >= 2) break;
+    else if (await Promise.race([done, new Promise((r) => setTimeout(() => r(false), 10_000))])) completed++;
+    else throw new Error('the unanswered listener completed fewer connections than its backlog');
+    if (completed > 16) throw new Error('the unanswered listener keeps accepting');
+  }
+  return {
+    connect,
+    close() {
+      for (const sock of sockets) sock.destroy();
+      child.kill();
+    },
+  };
 }

@@ -11,7 +11,7 @@ import { truncate } from 'node:fs/promises';
 import { once } from 'node:events';
 
 import { serveFile } from 'zerocopy';
-import { scratch, makeFile, sha256, MiB } from './helpers.mjs';
+import { scratch, makeFile, sha256, MiB, throttledRead } from './helpers.mjs';
 
 const s = scratch();
 const root = s.path('www');
@@ -350,6 +350,30 @@ test('without root the path is used as given; bad arguments are typed errors', a
     const err = await serveFile(...args).then(() => null, (e) => e);
     assert.is(err?.code, code, JSON.stringify(args.slice(2)));
   }
+});
+
+test('server.setTimeout() does not cut a response a slow client keeps reading', async () => {
+  const file = makeFile(s.path('slow.bin'), 6 * MiB);
+  let result;
+  const slow = http.createServer(async (req, res) => {
+    result = await serveFile(req, res, file).catch((err) => err);
+  });
+  // Without a 'timeout' listener the server destroys a socket idle for 1 s. Over a Unix socket
+  // (~200 KiB of buffers) the ~2 MiB/s reader makes the response last ~3 s.
+  slow.setTimeout(1000);
+  const path = s.path('slow.sock');
+  await new Promise((r) => slow.listen(path, r));
+  const res = await new Promise((resolve, reject) => http.get({ socketPath: path, path: '/' }, resolve).on('error', reject));
+  const hasher = createHash('sha256');
+  res.on('data', (d) => hasher.update(d));
+  const t0 = Date.now();
+  const length = await throttledRead(res, { burst: 64 * 1024, gap: 30 });
+  const took = Date.now() - t0;
+  slow.close();
+  assert.ok(took > 1500, `the response took ${took} ms: longer than the timeout, or the test proves nothing`);
+  assert.is(length, 6 * MiB);
+  assert.is(hasher.digest('hex'), sha256(file));
+  assert.equal(result, { status: 200, bytes: 6 * MiB, mechanism: 'sendfile' });
 });
 
 test.run();
