@@ -60,14 +60,11 @@ export async function settledFds() {
   return last;
 }
 
-/** Runs `fn` and returns what it threw (or rejected with); fails if it did not. */
-export async function rejection(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
+/** Runs `fn` and returns what it threw (or rejected with); fails if it did not, or hung for `ms`. */
+export async function rejection(fn, ms = 60_000) {
+  const { error } = await settled(Promise.resolve().then(fn), ms);
+  if (error === undefined) throw new Error('expected a rejection');
+  return error;
 }
 
 export function thrown(fn) {
@@ -212,4 +209,23 @@ export async function unanswered() {
       child.kill();
     },
   };
+}
+
+/** What `promise` settled with: `{ value }` or `{ error }`. Rejects if it is still pending after `ms` (a hang). */
+export async function settled(promise, ms = 15_000) {
+  let timer;
+  const hang = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise.then((value) => ({ value }), (error) => ({ error })), hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Waits until `predicate()` holds, for at most 10 s; then throws, saying `what` did not happen. */
+export async function until(predicate, what) {
+  for (let i = 0; i < 500 && !predicate(); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!predicate()) throw new Error(`not within 10 s: ${what}`);
 }

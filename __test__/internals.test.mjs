@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 import { pipe, proxy, sendFile } from 'zerocopy';
-import { MiB, connection, makeFile, receive, scratch, sha256 } from './helpers.mjs';
+import { MiB, connection, makeFile, receive, scratch, sha256, until } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -26,10 +26,6 @@ const { outputFiles } = await build({
 const internals = await import(`data:text/javascript;base64,${Buffer.from(outputFiles[0].text).toString('base64')}`);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(predicate, what) {
-  for (let i = 0; i < 500 && !predicate(); i++) await sleep(20);
-  assert.ok(predicate(), what);
-}
 /** Reads what the kernel holds for `fd` (non-blocking), waiting (bounded) for `n` bytes. */
 async function readFd(fd, n) {
   const buf = Buffer.alloc(n);

@@ -8,7 +8,7 @@ import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, readdi
 import { once } from 'node:events';
 
 import { pipe, proxy, teeTo, sys, AbortError } from 'zerocopy';
-import { MiB, connection as loopback, nativeBinding, receive, rejection, scratch, settledFds, thrown, throttledRead, unanswered } from './helpers.mjs';
+import { MiB, connection as loopback, nativeBinding, receive, rejection, scratch, settledFds, thrown, settled, throttledRead, unanswered, until } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -75,25 +75,6 @@ function hungUp(peer) {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const hash = (buf) => createHash('sha256').update(buf).digest('hex');
-
-/** What `promise` settled with (`{ value }` or `{ error }`); fails the test if still pending after `ms`. */
-async function settled(promise, ms = 15_000) {
-  let timer;
-  const hang = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise.then((value) => ({ value }), (error) => ({ error })), hang]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Waits (bounded) until `predicate()` holds. */
-async function until(predicate, what) {
-  for (let i = 0; i < 500 && !predicate(); i++) await sleep(20);
-  assert.ok(predicate(), what);
-}
 
 /** A socket whose peer has sent `parts` and ended, all of it read by Node (end of stream too) and held, paused. */
 async function endedSource(parts, options) {
@@ -838,78 +819,56 @@ test('pipe, proxy, teeTo: streams that are not sockets are refused by name', asy
 });
 
 test("proxy: 'end' on a socket follows the delivery of its bytes (spliced, already read by Node, TLS)", async () => {
-  const watch = (a, relaying) => {
-    const at = { end: undefined };
-    a.once('end', () => (at.end = [...relaying.progress]));
-    return at;
+  /** proxy(a, b): what had been relayed (aToB, bToA) when `a` emitted 'end'. */
+  const relayWatchingEnd = (a, b) => {
+    const watched = { progress: [0, 0], atEnd: undefined };
+    a.once('end', () => (watched.atEnd = [...watched.progress]));
+    watched.relaying = proxy(a, b, { onProgress: (x, y) => (watched.progress = [x, y]) });
+    return watched;
   };
-  // Spliced: 64 MiB (more than the sockets and the pipe hold) into a sink that does not read for a while.
-  {
-    const a = await connection();
+  /** 64 MiB (more than the sockets and the pipe hold) written to `writer`, relayed from `a` into a sink that does not read for a while. */
+  const intoSlowSink = async (a, writer, seed) => {
     const b = await connection();
     b.peer.pause();
-    const progress = [0, 0];
-    const at = watch(a.ours, { progress });
-    const relaying = proxy(a.ours, b.ours, { onProgress: (x, y) => ((progress[0] = x), (progress[1] = y)) });
-    const producing = produce(a.peer, 64 * MiB, 20);
+    const watched = relayWatchingEnd(a, b.ours);
+    const producing = produce(writer, 64 * MiB, seed);
     await sleep(300);
-    assert.is(at.end, undefined, "no 'end' while bytes are still to deliver");
+    assert.is(watched.atEnd, undefined, "no 'end' while bytes are still to deliver");
     const got = consume(b.peer);
     b.peer.resume();
     await producing;
-    await until(() => progress[0] === 64 * MiB, 'all relayed');
+    await until(() => watched.progress[0] === 64 * MiB, 'all relayed');
     b.peer.end();
-    assert.is((await settled(relaying)).value?.aToB, 64 * MiB);
-    await until(() => at.end, "'end' emitted");
-    assert.equal(at.end, [64 * MiB, 0]);
-    assert.is((await got).digest, expected(64 * MiB, 20));
-    a.peer.destroy();
-  }
+    assert.is((await settled(watched.relaying)).value?.aToB, 64 * MiB);
+    await until(() => watched.atEnd, "'end' emitted");
+    assert.equal(watched.atEnd, [64 * MiB, 0]);
+    assert.is((await got).digest, expected(64 * MiB, seed));
+  };
+  const spliced = await connection();
+  await intoSlowSink(spliced.ours, spliced.peer, 20);
+  spliced.peer.destroy();
+  const overTls = await tlsConnection();
+  await intoSlowSink(overTls.ours, overTls.client, 21);
+  overTls.server.close();
+  overTls.client.destroy();
+
   // Already read by Node, end of stream too, into a sink still connecting.
-  {
-    const a = await endedSource(['request ', 'and its end'], { allowHalfOpen: true });
-    const server = net.createServer({ allowHalfOpen: true });
-    await new Promise((r) => server.listen(0, '127.0.0.1', r));
-    const accepted = once(server, 'connection');
-    const b = net.connect({ port: server.address().port, host: '127.0.0.1', allowHalfOpen: true });
-    const progress = [0, 0];
-    const at = watch(a.ours, { progress });
-    const relaying = proxy(a.ours, b, { onProgress: (x, y) => ((progress[0] = x), (progress[1] = y)) });
-    const [peer] = await accepted;
-    const body = receive(peer);
-    await sleep(100);
-    assert.is(at.end, undefined, "no 'end' before the bytes reached the sink");
-    assert.is((await body).toString(), 'request and its end');
-    peer.end();
-    await settled(relaying);
-    await until(() => at.end, "'end' emitted");
-    assert.equal(at.end, [19, 0]);
-    server.close();
-    a.client.destroy();
-  }
-  // TLS, through streams.
-  {
-    const { ours, client, server } = await tlsConnection();
-    const b = await connection();
-    b.peer.pause();
-    const progress = [0, 0];
-    const at = watch(ours, { progress });
-    const relaying = proxy(ours, b.ours, { onProgress: (x, y) => ((progress[0] = x), (progress[1] = y)) });
-    const producing = produce(client, 64 * MiB, 21);
-    await sleep(300);
-    assert.is(at.end, undefined, "no 'end' while bytes are still to deliver");
-    const got = consume(b.peer);
-    b.peer.resume();
-    await producing;
-    await until(() => progress[0] === 64 * MiB, 'all relayed');
-    b.peer.end();
-    assert.is((await settled(relaying)).value?.aToB, 64 * MiB);
-    await until(() => at.end, "'end' emitted");
-    assert.equal(at.end, [64 * MiB, 0]);
-    assert.is((await got).digest, expected(64 * MiB, 21));
-    server.close();
-    client.destroy();
-  }
+  const a = await endedSource(['request ', 'and its end'], { allowHalfOpen: true });
+  const server = net.createServer({ allowHalfOpen: true });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = once(server, 'connection');
+  const watched = relayWatchingEnd(a.ours, net.connect({ port: server.address().port, host: '127.0.0.1', allowHalfOpen: true }));
+  const [peer] = await accepted;
+  const body = receive(peer);
+  await sleep(100);
+  assert.is(watched.atEnd, undefined, "no 'end' before the bytes reached the sink");
+  assert.is((await body).toString(), 'request and its end');
+  peer.end();
+  await settled(watched.relaying);
+  await until(() => watched.atEnd, "'end' emitted");
+  assert.equal(watched.atEnd, [19, 0]);
+  server.close();
+  a.client.destroy();
 });
 
 test.run();

@@ -267,9 +267,8 @@ impl SendFile {
         self.step_paced(budget, None, cancel).await
     }
 
-    /// [`step`](Self::step) that also returns (`Ok(false)`) once `pace` has passed since it began and
-    /// bytes have moved: the caller hears of activity at least every `pace` while bytes move, however
-    /// slowly, and not at all while none do. For idle timeouts, which must see every byte.
+    /// [`step`](Self::step) that also ends (`Ok(false)`) as a [`Pacer`] says: once `pace` has passed
+    /// and bytes have moved. For idle timeouts, which must see every byte.
     pub async fn step_paced(
         &mut self,
         budget: u64,
