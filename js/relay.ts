@@ -188,7 +188,7 @@ function socketAt(plan: Plan, i: number): Socket | undefined {
  *
  * The bytes go through Node streams instead (`mechanism: 'stream'`) for TLS sockets and where the
  * runtime's sockets lack an internal splicing relies on (Deno's have no fd, Bun's no `readStop`; see
- * internals.ts) — decided before any byte moves. Streams need sockets at both ends: with an fd such a
+ * "Node internals" in the README) — decided before any byte moves. Streams need sockets at both ends: with an fd such a
  * relay is refused (`ERR_INVALID_ARG_VALUE` for TLS, else `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`).
  *
  * Rejects with the socket's error (`ECONNRESET`, `EPIPE`, …), `ERR_STREAM_DESTROYED` if a socket is

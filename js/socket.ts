@@ -83,8 +83,8 @@ interface Plan {
  *
  * The bytes go through Node streams instead (`mechanism: 'stream'`, same ordering) for TLS sockets,
  * for any other `stream.Writable` (a file stream, `process.stdout` redirected to a file), and where
- * the runtime's sockets lack an internal the native send relies on (Deno's have no fd; see
- * internals.ts) — decided before any byte moves.
+ * the runtime's sockets lack an internal the native send relies on (Deno's have no fd; see "Node
+ * internals" in the README) — decided before any byte moves.
  *
  * An idle timeout (`socket.setTimeout(ms)`) sees every byte the send moves: it fires only once no byte
  * has moved for `ms` (within a quarter of `ms` more), as for Node's own writes.
