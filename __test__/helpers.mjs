@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, openSync, writeSync, closeSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { residency } from 'zerocopy';
@@ -61,14 +61,11 @@ export async function settledFds() {
   return last;
 }
 
-/** Runs `fn` and returns what it threw (or rejected with); fails if it did not. */
-export async function rejection(fn) {
-  try {
-    await fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
+/** Runs `fn` and returns what it threw (or rejected with); fails if it did not, or hung for `ms`. */
+export async function rejection(fn, ms = 60_000) {
+  const { error } = await settled(Promise.resolve().then(fn), ms);
+  if (error === undefined) throw new Error('expected a rejection');
+  return error;
 }
 
 export function thrown(fn) {
@@ -186,4 +183,65 @@ export function childModule(code, args = [], { nodeFlags = [], timeout = 120_000
     env: { ...process.env, ...env },
   });
   return { status: r.status, signal: r.signal, out: r.stdout, err: r.stderr, timedOut: r.error?.code === 'ETIMEDOUT' };
+}
+
+/**
+ * A port on 127.0.0.1 where a connection never completes, for sockets destroyed while still
+ * connecting: a listener in a child process that never accepts (its event loop is blocked), with its
+ * accept queue filled, so the kernel drops further SYNs. `connect(options)` returns such a socket;
+ * `close()` ends it all. The child gives up by itself after two minutes.
+ */
+export async function unanswered() {
+  const code = `const net = require('node:net');
+    const server = net.createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => setTimeout(() => {
+      process.stdout.write(server.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
+      process.exit(0);
+    }, 0));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = await once(child.stdout, 'data');
+  const port = Number(String(line).trim());
+  const sockets = [];
+  const connect = (options = {}) => {
+    const sock = net.connect({ port, host: '127.0.0.1', ...options });
+    sock.on('error', () => {});
+    sockets.push(sock);
+    return sock;
+  };
+  // A backlog of 1 queues two connections; the kernel completes those without the child accepting.
+  for (let completed = 0; ; ) {
+    const sock = connect();
+    const done = once(sock, 'connect').then(() => true);
+    if (await Promise.race([done, new Promise((r) => setTimeout(() => r(false), 300))])) completed++;
+    else if (completed >= 2) break;
+    else if (await Promise.race([done, new Promise((r) => setTimeout(() => r(false), 10_000))])) completed++;
+    else throw new Error('the unanswered listener completed fewer connections than its backlog');
+    if (completed > 16) throw new Error('the unanswered listener keeps accepting');
+  }
+  return {
+    connect,
+    close() {
+      for (const sock of sockets) sock.destroy();
+      child.kill();
+    },
+  };
+}
+
+/** What `promise` settled with: `{ value }` or `{ error }`. Rejects if it is still pending after `ms` (a hang). */
+export async function settled(promise, ms = 15_000) {
+  let timer;
+  const hang = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise.then((value) => ({ value }), (error) => ({ error })), hang]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Waits until `predicate()` holds, for at most 10 s; then throws, saying `what` did not happen. */
+export async function until(predicate, what) {
+  for (let i = 0; i < 500 && !predicate(); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!predicate()) throw new Error(`not within 10 s: ${what}`);
 }

@@ -11,7 +11,7 @@ import { truncate } from 'node:fs/promises';
 import { once } from 'node:events';
 
 import { serveFile } from 'zerocopy';
-import { scratch, makeFile, sha256, MiB } from './helpers.mjs';
+import { scratch, makeFile, sha256, MiB, throttledRead } from './helpers.mjs';
 
 const s = scratch();
 const root = s.path('www');
@@ -307,8 +307,8 @@ test('HTTPS falls back to a stream with identical content', async () => {
   const cert = readFileSync(new URL('./fixtures/tls-cert.pem', import.meta.url));
   let served;
   const result = new Promise((resolve) => (served = resolve));
-  const tlsServer = https.createServer({ key, cert }, async (req, res) => {
-    served(await serveFile(req, res, undefined, { root }));
+  const tlsServer = https.createServer({ key, cert }, (req, res) => {
+    serveFile(req, res, undefined, { root }).then(served, served);
   });
   await new Promise((r) => tlsServer.listen(0, '127.0.0.1', r));
   const body = await new Promise((resolve, reject) => {
@@ -318,9 +318,11 @@ test('HTTPS falls back to a stream with identical content', async () => {
       res.on('end', () => resolve(Buffer.concat(chunks)));
     }).on('error', reject);
   });
+  // Closing the server destroys connections whose response has ended (res.end() called) even while
+  // its last writes are still being flushed: wait for serveFile first (else a premature close).
+  assert.equal(await result, { status: 200, bytes: 3 * MiB + 11, mechanism: 'stream' });
   tlsServer.close();
   assert.is(hash(body), sha256(big));
-  assert.equal(await result, { status: 200, bytes: 3 * MiB + 11, mechanism: 'stream' });
 });
 
 test('without root the path is used as given; bad arguments are typed errors', async () => {
@@ -350,6 +352,30 @@ test('without root the path is used as given; bad arguments are typed errors', a
     const err = await serveFile(...args).then(() => null, (e) => e);
     assert.is(err?.code, code, JSON.stringify(args.slice(2)));
   }
+});
+
+test('server.setTimeout() does not cut a response a slow client keeps reading', async () => {
+  const file = makeFile(s.path('slow.bin'), 6 * MiB);
+  let result;
+  const slow = http.createServer(async (req, res) => {
+    result = await serveFile(req, res, file).catch((err) => err);
+  });
+  // Without a 'timeout' listener the server destroys a socket idle for 1 s. Over a Unix socket
+  // (~200 KiB of buffers) the ~2 MiB/s reader makes the response last ~3 s.
+  slow.setTimeout(1000);
+  const path = s.path('slow.sock');
+  await new Promise((r) => slow.listen(path, r));
+  const res = await new Promise((resolve, reject) => http.get({ socketPath: path, path: '/' }, resolve).on('error', reject));
+  const hasher = createHash('sha256');
+  res.on('data', (d) => hasher.update(d));
+  const t0 = Date.now();
+  const length = await throttledRead(res, { burst: 64 * 1024, gap: 30 });
+  const took = Date.now() - t0;
+  slow.close();
+  assert.is(length, 6 * MiB, 'the whole body arrived: the server did not time the connection out');
+  assert.is(hasher.digest('hex'), sha256(file));
+  assert.equal(result, { status: 200, bytes: 6 * MiB, mechanism: 'sendfile' });
+  assert.ok(took > 1500, `the response took ${took} ms: longer than the timeout, or the test proves nothing`);
 });
 
 test.run();

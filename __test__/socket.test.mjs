@@ -6,11 +6,13 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { createHash } from 'node:crypto';
 import { readFile, open, truncate } from 'node:fs/promises';
-import { readFileSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { readFileSync, openSync, closeSync, writeFileSync, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 import { sendFile, AbortError } from 'zerocopy';
-import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection, connection, receive, throttledRead } from './helpers.mjs';
+import { scratch, makeFile, sha256, sha256Range, MiB, settledFds, rejection, connection, receive, throttledRead, unanswered, until } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -20,6 +22,7 @@ test.after(() => s.cleanup());
 const closed = (sock) => (sock.closed ? Promise.resolve() : once(sock, 'close').then(() => {}));
 
 const hash = (buf) => createHash('sha256').update(buf).digest('hex');
+
 
 for (const size of [0, 1, 64 * 1024 - 1, MiB + 1]) {
   test(`sends ${size} bytes with identical content (TCP)`, async () => {
@@ -288,6 +291,7 @@ test('bad arguments and bad ends', async () => {
   const { ours, client } = await connection();
   for (const [socket, f, opts, code] of [
     [{}, file, undefined, 'ERR_INVALID_ARG_TYPE'],
+    [{ write() {}, destroy() {}, writableLength: 0 }, file, undefined, 'ERR_INVALID_ARG_TYPE'],
     ['sock', file, undefined, 'ERR_INVALID_ARG_TYPE'],
     [-1, file, undefined, 'ERR_OUT_OF_RANGE'],
     [ours, 42.5, undefined, 'ERR_OUT_OF_RANGE'],
@@ -352,32 +356,131 @@ test('no fd is left open after successes, failures and aborts', async () => {
 });
 
 test('a moving send keeps setTimeout() quiet and counts in bytesWritten; a stalled one still times out', async () => {
-  const file = makeFile(s.path('idle-timer'), 256 * MiB);
-  const { ours, client } = await connection();
-  let timeouts = 0;
-  ours.on('timeout', () => timeouts++);
-  ours.setTimeout(300);
-  const reading = throttledRead(client);
-  const before = ours.bytesWritten;
-  const t0 = Date.now();
-  const r = await sendFile(ours, file);
-  const took = Date.now() - t0;
-  assert.is(r.bytes, 256 * MiB);
-  assert.ok(took > 300, `the send took ${took} ms: longer than the timeout, or the test proves nothing`);
-  assert.is(timeouts, 0, "no 'timeout' while bytes kept moving");
-  assert.is(ours.bytesWritten - before, 256 * MiB);
-  ours.end();
-  assert.is(await reading, 256 * MiB);
+  // Fast bursts over TCP, and a slow steady reader over a Unix socket, whose ~200 KiB of buffers make
+  // the send last as long as the reader (~2 MiB/s for ~3 s): only steps paced by the timeout keep
+  // that one quiet.
+  for (const { kind, size, timeout, read } of [
+    { kind: 'tcp', size: 256 * MiB, timeout: 300, read: {} },
+    { kind: 'unix', size: 6 * MiB, timeout: 1000, read: { burst: 64 * 1024, gap: 30 } },
+  ]) {
+    const file = makeFile(s.path(`idle-${kind}`), size);
+    const { ours, client } = await connection(kind, s.dir);
+    let timeouts = 0;
+    let timedOutAt = 0;
+    ours.on('timeout', () => {
+      timeouts++;
+      timedOutAt ||= Date.now();
+    });
+    ours.setTimeout(timeout);
+    const reading = throttledRead(client, read);
+    const before = ours.bytesWritten;
+    const t0 = Date.now();
+    const r = await sendFile(ours, file);
+    const end = Date.now();
+    assert.is(r.bytes, size);
+    assert.is(timeouts, 0, `no 'timeout' while bytes kept moving (${kind})`);
+    assert.ok(end - t0 > timeout * 1.5, `the send took ${end - t0} ms: longer than the timeout, or the test proves nothing`);
+    assert.is(ours.bytesWritten - before, size);
+    // Nothing moves any more: the timer fires, no sooner than a timeout after the last byte was sent.
+    await until(() => timedOutAt, "'timeout' fired once nothing moved");
+    assert.ok(timedOutAt - end >= timeout * 0.9, `'timeout' ${timedOutAt - end} ms after the last byte was sent`);
+    ours.end();
+    assert.is(await reading, size);
+  }
 
   // A peer that reads nothing: the send stalls, the idle timer fires, destroying the socket ends it.
   const stalled = await connection();
   stalled.client.pause();
   stalled.ours.setTimeout(200);
   stalled.ours.once('timeout', () => stalled.ours.destroy());
-  const err = await rejection(() => sendFile(stalled.ours, file));
+  const err = await rejection(() => sendFile(stalled.ours, s.path('idle-tcp')));
   assert.is(err.code, 'ERR_STREAM_DESTROYED');
   assert.ok(err.bytesTransferred > 0 && err.bytesTransferred < 256 * MiB);
   stalled.client.destroy();
+});
+
+test('a socket destroyed while still connecting settles the send; so does a later abort', async () => {
+  const file = makeFile(s.path('connecting'), 256 * 1024);
+  const nowhere = await unanswered();
+  try {
+    // The everyday case: net.connect({ timeout }) and destroy() in its 'timeout' handler.
+    const timedOut = nowhere.connect({ timeout: 100 });
+    timedOut.on('timeout', () => timedOut.destroy());
+    const e1 = await rejection(() => sendFile(timedOut, file));
+    assert.is(e1.code, 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION');
+    assert.is(e1.bytesTransferred, 0);
+    // destroy() soon after connect(), with and without a write queued before the send.
+    for (const queued of [false, true]) {
+      const sock = nowhere.connect();
+      if (queued) sock.write('first');
+      const sending = sendFile(sock, file);
+      setTimeout(() => sock.destroy(), 20);
+      const err = await rejection(() => sending);
+      assert.ok(['ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'ERR_STREAM_DESTROYED'].includes(err.code), err.code);
+      assert.is(err.bytesTransferred, 0);
+    }
+    // A signal fired while the socket still connects frees the send, and leaves the socket alone.
+    const waiting = nowhere.connect();
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const e3 = await rejection(() => sendFile(waiting, file, { signal: ac.signal }));
+    assert.instance(e3, AbortError);
+    assert.is(e3.bytesTransferred, 0);
+    assert.ok(waiting.connecting && !waiting.destroyed);
+  } finally {
+    nowhere.close();
+  }
+});
+
+test('a failed connect rejects with its error and bytesTransferred 0', async () => {
+  const server = net.createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  const err = await rejection(() => sendFile(sock, makeFile(s.path('refused'), 100)));
+  assert.is(err.code, 'ECONNREFUSED');
+  assert.is(err.bytesTransferred, 0);
+});
+
+test('a Writable that is not a socket gets the file through its stream, in write order', async () => {
+  const file = makeFile(s.path('to-stream'), 3 * MiB + 5);
+  const out = s.path('written-by-stream');
+  const ws = createWriteStream(out);
+  ws.write('head|');
+  const sending = sendFile(ws, file, { offset: 5, length: 2 * MiB });
+  ws.write('|tail');
+  const res = await sending;
+  ws.end();
+  await once(ws, 'close');
+  assert.equal(res, { bytes: 2 * MiB, mechanism: 'stream' });
+  const got = readFileSync(out);
+  assert.is(got.subarray(0, 5).toString(), 'head|');
+  assert.is(hash(got.subarray(5, 5 + 2 * MiB)), sha256Range(file, 5, 5 + 2 * MiB));
+  assert.is(got.subarray(5 + 2 * MiB).toString(), '|tail');
+
+  // process.stdout: a file when redirected to one (a stream in Node), a pipe (a net.Socket) when piped.
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const script = `import { sendFile } from 'zerocopy'; const r = await sendFile(process.stdout, ${JSON.stringify(file)}); process.stderr.write(r.mechanism);`;
+  const run = (stdout) => execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repo, stdio: ['ignore', stdout, 'pipe'], maxBuffer: 16 * MiB });
+  const redirected = s.path('stdout-file');
+  const fd = openSync(redirected, 'w');
+  let mechanism;
+  try {
+    mechanism = String(run(fd) ?? '');
+  } catch (err) {
+    assert.unreachable(String(err.stderr));
+  } finally {
+    closeSync(fd);
+  }
+  assert.is(sha256(redirected), sha256(file));
+  const child = await import('node:child_process');
+  const piped = child.spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repo, maxBuffer: 16 * MiB });
+  assert.is(piped.status, 0, String(piped.stderr));
+  assert.is(hash(piped.stdout), sha256(file));
+  assert.is(String(piped.stderr), 'sendfile');
+  assert.is(mechanism, '', 'stderr went to the test, not stdout');
 });
 
 test.run();

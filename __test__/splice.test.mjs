@@ -4,11 +4,11 @@ import * as assert from 'uvu/assert';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, fstatSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 
 import { pipe, proxy, teeTo, sys, AbortError } from 'zerocopy';
-import { MiB, connection as loopback, nativeBinding, receive, rejection, scratch, settledFds, thrown, throttledRead } from './helpers.mjs';
+import { MiB, connection as loopback, nativeBinding, receive, rejection, scratch, settledFds, thrown, settled, throttledRead, unanswered, until } from './helpers.mjs';
 
 const s = scratch();
 test.after(() => s.cleanup());
@@ -75,6 +75,19 @@ function hungUp(peer) {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const hash = (buf) => createHash('sha256').update(buf).digest('hex');
+
+/** A socket whose peer has sent `parts` and ended, all of it read by Node (end of stream too) and held, paused. */
+async function endedSource(parts, options) {
+  const c = await loopback('tcp', undefined, options);
+  const [first, ...rest] = parts;
+  c.client.write(first);
+  const [data] = await once(c.ours, 'data');
+  c.ours.pause();
+  c.ours.unshift(data);
+  c.client.end(rest.join(''));
+  await until(() => c.ours._readableState.ended, "Node read the source's end of stream");
+  return c;
+}
 
 /** Pipes of this process, by /proc/self/fd. */
 function pipeFds() {
@@ -588,7 +601,8 @@ test('pipe: a socket into a file fd, and progress that is monotonic and ends at 
   src.peer.destroy();
 });
 
-test('TLS sockets fall back to streams, both directions intact', async () => {
+/** A TLS connection on loopback (both ends allow half-open): `ours` is the server's end. */
+async function tlsConnection() {
   const key = readFileSync(new URL('./fixtures/tls-key.pem', import.meta.url));
   const cert = readFileSync(new URL('./fixtures/tls-cert.pem', import.meta.url));
   const server = tls.createServer({ key, cert, allowHalfOpen: true });
@@ -596,6 +610,11 @@ test('TLS sockets fall back to streams, both directions intact', async () => {
   const accepted = once(server, 'secureConnection');
   const client = tls.connect({ port: server.address().port, host: '127.0.0.1', ca: cert, servername: 'localhost', allowHalfOpen: true });
   const [ours] = await accepted;
+  return { ours, client, server };
+}
+
+test('TLS sockets fall back to streams, both directions intact', async () => {
+  const { ours, client, server } = await tlsConnection();
   const plain = await connection();
   const toPlain = consume(plain.peer);
   const toTls = consume(client);
@@ -633,6 +652,223 @@ test('a moving relay keeps setTimeout() quiet on both sockets and counts in byte
   assert.is(await reading, size);
   src.peer.destroy();
   dst.peer.destroy();
+});
+
+const relays = {
+  pipe: (src, dst, o) => pipe(src, dst, o),
+  proxy: (src, dst, o) => proxy(src, dst, o),
+  teeTo: (src, dst, o) => teeTo(src, [dst], o),
+};
+
+test('a socket destroyed while still connecting settles pipe, proxy and teeTo; so does a later abort', async () => {
+  const nowhere = await unanswered();
+  try {
+    for (const [name, relay] of Object.entries(relays)) {
+      for (const side of ['sink', 'source']) {
+        // The everyday case: net.connect({ timeout }) and destroy() in its 'timeout' handler.
+        const other = await connection();
+        const timedOut = nowhere.connect({ timeout: 100 });
+        timedOut.on('timeout', () => timedOut.destroy());
+        const r1 = await settled(side === 'sink' ? relay(other.ours, timedOut) : relay(timedOut, other.ours));
+        assert.is(r1.error?.code, 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION', `${name}, connecting ${side}`);
+        assert.is(r1.error.bytesTransferred, 0);
+        assert.ok(other.ours.destroyed, 'a failed relay destroys its sockets');
+        other.peer.destroy();
+
+        // A signal fired while a socket still connects frees the relay.
+        const again = await connection();
+        const waiting = nowhere.connect();
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), 50);
+        const r2 = await settled(side === 'sink' ? relay(again.ours, waiting, { signal: ac.signal }) : relay(waiting, again.ours, { signal: ac.signal }));
+        assert.instance(r2.error, AbortError, `${name}, connecting ${side}, abort`);
+        assert.is(r2.error.bytesTransferred, 0);
+        again.peer.destroy();
+      }
+    }
+  } finally {
+    nowhere.close();
+  }
+});
+
+for (const [name, relay] of Object.entries(relays)) {
+  test(`${name}: an idle timeout never fires while a trickle keeps moving; it still fires after`, async () => {
+    const src = await connection();
+    const dst = await connection();
+    let timedOut = 0;
+    for (const sock of [src.ours, dst.ours]) {
+      sock.setTimeout(1000);
+      sock.on('timeout', () => (timedOut ||= Date.now()));
+    }
+    const got = [];
+    dst.peer.on('data', (d) => got.push(d));
+    const relaying = relay(src.ours, dst.ours).catch((err) => err);
+    // An interactive session: a keystroke every 200 ms for 3 s, then silence.
+    let lastKey = 0;
+    for (let i = 0; i < 15 && !timedOut; i++) {
+      src.peer.write('k');
+      lastKey = Date.now();
+      await sleep(200);
+    }
+    assert.is(timedOut, 0, "no 'timeout' while keystrokes kept coming");
+    assert.is(Buffer.concat(got).toString(), 'k'.repeat(15));
+    await until(() => timedOut, "'timeout' fired once nothing moved");
+    assert.ok(timedOut - lastKey >= 900, `'timeout' ${timedOut - lastKey} ms after the last keystroke`);
+    src.peer.end();
+    if (name === 'proxy') dst.peer.end();
+    const res = await settled(relaying);
+    assert.is(res.value?.mechanism, 'splice', String(res.error));
+    src.peer.destroy();
+    dst.peer.destroy();
+  });
+}
+
+for (const [name, relay] of [
+  ['pipe', (src, dst) => pipe(src, dst)],
+  ['teeTo', (src, dst) => teeTo(src, [dst]).then((r) => ({ bytes: r.bytes, mechanism: r.mechanism }))],
+]) {
+  for (const sink of ['connecting', 'draining earlier writes']) {
+    test(`${name}: a source whose end of stream Node already read arrives whole, into a sink still ${sink}`, async () => {
+      // net's default (allowHalfOpen false): the source ends and closes itself once its 'end' is out.
+      const src = await endedSource(['HELLO ', 'WORLD END']);
+      const server = net.createServer({ pauseOnConnect: sink !== 'connecting' });
+      await new Promise((r) => server.listen(0, '127.0.0.1', r));
+      const accepted = once(server, 'connection');
+      const dst = net.connect(server.address().port, '127.0.0.1');
+      dst.on('error', () => {});
+      let earlier = 0;
+      if (sink !== 'connecting') {
+        await once(dst, 'connect');
+        // 64 MiB the paused peer has not read: Node still holds most of it when the relay starts.
+        const block = Buffer.alloc(MiB, 0x2e);
+        for (let i = 0; i < 64; i++) dst.write(block);
+        earlier = 64 * MiB;
+        assert.ok(dst.writableLength > 0, 'earlier writes are still queued');
+      }
+      const relaying = relay(src.ours, dst);
+      const [peer] = await accepted;
+      const body = receive(peer);
+      peer.resume();
+      const res = await settled(relaying);
+      assert.equal(res.value, { bytes: 15, mechanism: 'splice' });
+      const all = await body;
+      assert.is(all.length, earlier + 15);
+      assert.is(all.subarray(earlier).toString(), 'HELLO WORLD END');
+      await until(() => src.ours.readableEnded, "the source emitted 'end'");
+      server.close();
+      src.client.destroy();
+      peer.destroy();
+    });
+  }
+}
+
+test('proxy: a side whose end of stream Node already read is forwarded, and the other direction goes on', async () => {
+  const a = await endedSource(['request ', 'and its end'], { allowHalfOpen: true });
+  const b = await connection();
+  const atB = receive(b.peer);
+  const atA = receive(a.client);
+  const relaying = proxy(a.ours, b.ours);
+  assert.is((await atB).toString(), 'request and its end');
+  b.peer.end('the response');
+  const res = await settled(relaying);
+  assert.equal(res.value, { aToB: 19, bToA: 12, mechanism: 'splice' });
+  assert.is((await atA).toString(), 'the response');
+  a.client.destroy();
+  b.peer.destroy();
+});
+
+for (const [encoding, before, after] of [
+  ['utf8', [0x41, 0xe2, 0x82], [0xac, 0x42]], // half of '€' in the decoder
+  ['base64', [1, 2, 3, 4], [5, 6]], // one byte of a 3-byte group in the decoder
+  ['utf16le', [0x41, 0x00, 0x3d], [0xd8, 0x00, 0xde]], // a high surrogate's first byte
+  ['hex', [0xff], [0xfe]],
+]) {
+  test(`pipe: a source with setEncoding('${encoding}') loses no byte its decoder held`, async () => {
+    const src = await connection();
+    const dst = await connection();
+    src.ours.setEncoding(encoding);
+    src.ours.pause();
+    src.peer.write(Buffer.from(before));
+    // Node has read the bytes: decoded text in its buffer, the rest of a character in its decoder.
+    await until(() => src.ours.bytesRead === before.length, 'Node read the first bytes');
+    const body = receive(dst.peer);
+    const relaying = pipe(src.ours, dst.ours);
+    src.peer.end(Buffer.from(after));
+    const res = await settled(relaying);
+    assert.equal(res.value, { bytes: before.length + after.length, mechanism: 'splice' });
+    assert.equal([...(await body)], [...before, ...after]);
+    src.peer.destroy();
+    dst.peer.destroy();
+  });
+}
+
+test('pipe, proxy, teeTo: streams that are not sockets are refused by name', async () => {
+  const c = await connection();
+  const ws = createWriteStream(s.path('not-a-socket'));
+  await once(ws, 'open');
+  for (const fn of [() => pipe(c.ours, ws), () => proxy(ws, c.ours), () => teeTo(c.ours, [ws])]) {
+    const err = await rejection(fn);
+    assert.is(err.code, 'ERR_INVALID_ARG_TYPE');
+    assert.match(err.message, 'Received an instance of WriteStream');
+  }
+  assert.not.ok(c.ours.destroyed);
+  ws.destroy();
+  await once(ws, 'close');
+  c.peer.destroy();
+  c.ours.destroy();
+});
+
+test("proxy: 'end' on a socket follows the delivery of its bytes (spliced, already read by Node, TLS)", async () => {
+  /** proxy(a, b): what had been relayed (aToB, bToA) when `a` emitted 'end'. */
+  const relayWatchingEnd = (a, b) => {
+    const watched = { progress: [0, 0], atEnd: undefined };
+    a.once('end', () => (watched.atEnd = [...watched.progress]));
+    watched.relaying = proxy(a, b, { onProgress: (x, y) => (watched.progress = [x, y]) });
+    return watched;
+  };
+  /** 64 MiB (more than the sockets and the pipe hold) written to `writer`, relayed from `a` into a sink that does not read for a while. */
+  const intoSlowSink = async (a, writer, seed) => {
+    const b = await connection();
+    b.peer.pause();
+    const watched = relayWatchingEnd(a, b.ours);
+    const producing = produce(writer, 64 * MiB, seed);
+    await sleep(300);
+    assert.is(watched.atEnd, undefined, "no 'end' while bytes are still to deliver");
+    const got = consume(b.peer);
+    b.peer.resume();
+    await producing;
+    await until(() => watched.progress[0] === 64 * MiB, 'all relayed');
+    b.peer.end();
+    assert.is((await settled(watched.relaying)).value?.aToB, 64 * MiB);
+    await until(() => watched.atEnd, "'end' emitted");
+    assert.equal(watched.atEnd, [64 * MiB, 0]);
+    assert.is((await got).digest, expected(64 * MiB, seed));
+  };
+  const spliced = await connection();
+  await intoSlowSink(spliced.ours, spliced.peer, 20);
+  spliced.peer.destroy();
+  const overTls = await tlsConnection();
+  await intoSlowSink(overTls.ours, overTls.client, 21);
+  overTls.server.close();
+  overTls.client.destroy();
+
+  // Already read by Node, end of stream too, into a sink still connecting.
+  const a = await endedSource(['request ', 'and its end'], { allowHalfOpen: true });
+  const server = net.createServer({ allowHalfOpen: true });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = once(server, 'connection');
+  const watched = relayWatchingEnd(a.ours, net.connect({ port: server.address().port, host: '127.0.0.1', allowHalfOpen: true }));
+  const [peer] = await accepted;
+  const body = receive(peer);
+  await sleep(100);
+  assert.is(watched.atEnd, undefined, "no 'end' before the bytes reached the sink");
+  assert.is((await body).toString(), 'request and its end');
+  peer.end();
+  await settled(watched.relaying);
+  await until(() => watched.atEnd, "'end' emitted");
+  assert.equal(watched.atEnd, [19, 0]);
+  server.close();
+  a.client.destroy();
 });
 
 test.run();

@@ -4,7 +4,8 @@
  * The bytes move with `splice(2)` — socket → pipe → socket — and never enter JavaScript. Node's own
  * sockets are handed over for the relay's length: Node stops reading the source (bytes it had
  * already read are forwarded first) and holds its writes to each sink behind the relay (bytes written
- * before the call go first). TLS sockets fall back to Node streams.
+ * before the call go first). TLS sockets, and sockets of runtimes that lack what splicing needs
+ * (internals.ts), fall back to Node streams.
  */
 import type { Socket } from 'node:net';
 
@@ -12,7 +13,8 @@ import { abortError, failure, invalidArgType, invalidArgValue, type ErrnoError }
 import { linuxPaths, native, type RelayProgress } from './native.js';
 import { unavailable } from './portable.js';
 import { onAbort } from './signal.js';
-import { cancelOnEnd, connected, destroyedError, hasIdleTimeout, holdReading, isSocket, noteActivity, socketFd, takeOver, type Hold, type ReadHold } from './takeover.js';
+import { isNetSocket, missingInternal, socketFd, type Roles } from './internals.js';
+import { cancelOnEnd, connected, destroyedError, holdReading, idlePace, noteActivity, takeOver, type Hold, type ReadHold } from './takeover.js';
 import * as check from './validate.js';
 
 /** How the bytes travelled: `'splice'` (kernel pipes, no byte in JavaScript) or `'stream'` (Node streams: TLS). */
@@ -130,7 +132,9 @@ class Failed extends Error {
 
 function resolveEnd(value: unknown, name: string): RelayEnd {
   if (typeof value === 'number') return check.fd(value, name);
-  if (isSocket(value)) return value;
+  // Other streams are refused rather than piped with Node streams: stream.pipeline does that, and an
+  // fs.WriteStream's fd can be passed as a number (spliced, no byte in JavaScript).
+  if (isNetSocket(value)) return value;
   throw invalidArgType(name, 'an instance of net.Socket or an fd number', value);
 }
 
@@ -153,14 +157,22 @@ function spliceAvailable(): boolean {
 
 const zeros = (plan: Plan): number[][] => plan.chains.map((c) => c.sinks.map(() => 0));
 
+/** End `i` of the plan if it is a Node socket. */
+function socketAt(plan: Plan, i: number): Socket | undefined {
+  const e = plan.ends[i];
+  return typeof e === 'number' ? undefined : e;
+}
+
 /**
  * Moves everything from `src` to `dst` until `src` reaches end of stream, through a kernel pipe with
  * `splice(2)`: no byte passes through JavaScript, and waiting for a slow side holds no thread.
  *
- * `src` and `dst` are `net.Socket`s (TCP or Unix domain) or fds (sockets, pipes, FIFOs, files).
- * With Node sockets:
- * - bytes Node had already read from `src` and not delivered are forwarded first; from the call on
- *   Node stops reading `src` (no `'data'` events meanwhile);
+ * `src` and `dst` are `net.Socket`s (TCP or Unix domain; connected or still connecting) or fds
+ * (sockets, pipes, FIFOs, files); other streams are a TypeError (`ERR_INVALID_ARG_TYPE`: use
+ * `stream.pipeline`, or pass a file stream's fd). With Node sockets:
+ * - bytes Node had already read from `src` and not delivered are forwarded first — with those a
+ *   `setEncoding()` decoder held, and also when Node had read the end of stream as well; from the call
+ *   on Node stops reading `src` (no `'data'` events meanwhile);
  * - everything written to `dst` before the call reaches it first; writes (and `end()`) made during the
  *   relay are held and follow the relayed bytes;
  * - afterwards `src` has ended as if Node had read its end of stream itself (`'end'` is emitted, as
@@ -170,10 +182,19 @@ const zeros = (plan: Plan): number[][] => plan.chains.map((c) => c.sinks.map(() 
  *   event: the promise carries the error. A relay refused before any byte moved (a closed fd, a file
  *   opened with O_APPEND, a read-only destination) leaves them as they were. fds are never closed.
  *
- * TLS sockets fall back to Node streams (`mechanism: 'stream'`).
+ * - an idle timeout (`socket.setTimeout(ms)`) on either socket sees every byte relayed on it: it fires
+ *   only once none has moved for `ms` (within a quarter of `ms` more), as for Node's own reads and
+ *   writes; a stalled peer still times out.
+ *
+ * The bytes go through Node streams instead (`mechanism: 'stream'`) for TLS sockets and where the
+ * runtime's sockets lack an internal splicing relies on (Deno's have no fd, Bun's no `readStop`; see
+ * "Node internals" in the README) — decided before any byte moves. Streams need sockets at both ends: with an fd such a
+ * relay is refused (`ERR_INVALID_ARG_VALUE` for TLS, else `ERR_FEATURE_UNAVAILABLE_ON_PLATFORM`).
  *
  * Rejects with the socket's error (`ECONNRESET`, `EPIPE`, …), `ERR_STREAM_DESTROYED` if a socket is
- * destroyed meanwhile, or `AbortError`, each with `bytesTransferred`.
+ * destroyed meanwhile, a connecting socket's error (`ECONNREFUSED`, or
+ * `ERR_SOCKET_CLOSED_BEFORE_CONNECTION` when it is destroyed first), or `AbortError`, each with
+ * `bytesTransferred`.
  *
  * @example
  * net.createServer(async (client) => {
@@ -204,10 +225,11 @@ export async function pipe(src: RelayEnd, dst: RelayEnd, options?: PipeOptions):
  * Resolves with the bytes relayed each way.
  *
  * Sockets are handed over as in {@link pipe}: bytes Node had read from either side go first, writes
- * made before the call precede the relayed bytes. When the proxy settles successfully both sockets have
- * seen end of stream and been ended, so Node closes them (`'end'`, `'finish'`, `'close'`). On failure
- * (a reset of either peer, a destroyed socket) or abort both are destroyed; the error carries `aToB`,
- * `bToA` and `bytesTransferred` (their sum).
+ * made before the call precede the relayed bytes; streams and idle timeouts are handled as there.
+ * When the proxy settles successfully both sockets have seen end of stream and been ended, so Node
+ * closes them (`'end'`, `'finish'`, `'close'`; a socket's `'end'` comes after its bytes were
+ * delivered). On failure (a reset of either peer, a destroyed socket) or abort both are destroyed;
+ * the error carries `aToB`, `bToA` and `bytesTransferred` (their sum).
  *
  * @example
  * net.createServer((client) => {
@@ -313,6 +335,30 @@ interface Held {
 
 const swallow = (): void => {};
 
+/** Why a relay must go through Node streams, given how it uses each socket; undefined: it can splice. */
+function streamsReason(held: Map<Socket, Held>, roles: (s: Socket) => Roles): string | undefined {
+  if ([...held.keys()].some((s) => (s as { encrypted?: boolean }).encrypted)) return 'tls';
+  if (!spliceAvailable()) return 'splice';
+  for (const s of held.keys()) {
+    const missing = missingInternal(s, roles(s));
+    if (missing) return `internal ${missing}`;
+  }
+  return undefined;
+}
+
+/** The error for a relay with an fd that must go through streams (which need sockets at both ends). */
+function fdNeedsSplice(plan: Plan, reason: string): Error {
+  if (reason === 'tls') {
+    return invalidArgValue('src', plan.ends[0], 'cannot be relayed with an fd: TLS sockets are relayed through Node streams, which need sockets at both ends');
+  }
+  if (reason === 'splice' && !linuxPaths) return unavailable('Relaying an fd number');
+  const why =
+    reason === 'splice'
+      ? 'Relaying an fd needs splice(2), which this process may not use (seccomp?)'
+      : `Relaying an fd with a socket needs the socket's ${reason.slice('internal '.length)}, which this runtime does not provide: such sockets are relayed through Node streams, which need sockets at both ends`;
+  return Object.assign(new Error(why), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM' });
+}
+
 /**
  * Runs a plan: takes the sockets over (synchronously, at call time), relays, and hands them back.
  * Rejects with a {@link Failed} carrying the bytes moved.
@@ -326,40 +372,22 @@ async function relay(plan: Plan): Promise<Outcome> {
     if (!h) held.set(socket, (h = { socket }));
     return h;
   };
-  for (const chain of plan.chains) {
-    const src = plan.ends[chain.src];
-    if (typeof src !== 'number' && src) entry(src);
-    for (const i of chain.sinks) {
-      const sink = plan.ends[i];
-      if (typeof sink !== 'number' && sink) entry(sink);
-    }
-  }
-  const sinkSockets = new Set(plan.chains.flatMap((c) => c.sinks.map((i) => plan.ends[i]).filter((e): e is Socket => typeof e !== 'number')));
+  const sourceSockets = new Set(plan.chains.map((c) => socketAt(plan, c.src)).filter((e): e is Socket => e !== undefined));
+  const sinkSockets = new Set(plan.chains.flatMap((c) => c.sinks.map((i) => socketAt(plan, i))).filter((e): e is Socket => e !== undefined));
+  for (const socket of [...sourceSockets, ...sinkSockets]) entry(socket);
   for (const h of held.values()) {
     const err = unusable(h.socket, sinkSockets.has(h.socket));
     if (err) throw new Failed(err, zeros(plan));
   }
-  const tls = [...held.keys()].some((s) => (s as { encrypted?: boolean }).encrypted);
-  const viaStreams = tls || !spliceAvailable();
-  if (viaStreams && plan.ends.some((e) => typeof e === 'number')) {
-    // Node streams need sockets at both ends; an fd can only be spliced.
-    const err = tls
-      ? invalidArgValue('src', plan.ends[0], 'cannot be relayed with an fd: TLS sockets are relayed through Node streams, which need sockets at both ends')
-      : linuxPaths
-        ? Object.assign(new Error('Relaying an fd needs splice(2), which this process may not use (seccomp?)'), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM' })
-        : unavailable('Relaying an fd number');
-    throw new Failed(err, zeros(plan));
-  }
+  const roles = (s: Socket): Roles => ({ read: sourceSockets.has(s), write: sinkSockets.has(s) });
+  const reason = streamsReason(held, roles);
+  const hasFd = plan.ends.some((e) => typeof e === 'number');
+  // Node streams need sockets at both ends; an fd can only be spliced.
+  if (reason && hasFd) throw new Failed(fdNeedsSplice(plan, reason), zeros(plan));
   // Everything up to here is synchronous: the relay takes its place in each socket's byte order now.
   for (const h of held.values()) h.socket.on('error', swallow);
   try {
-    for (const chain of plan.chains) {
-      const src = plan.ends[chain.src];
-      if (!viaStreams && typeof src !== 'number' && src) {
-        const h = entry(src);
-        h.read ??= holdReading(src);
-      }
-    }
+    if (!reason) for (const socket of sourceSockets) entry(socket).read ??= holdReading(socket);
     for (const socket of sinkSockets) {
       const h = entry(socket);
       h.reserved = takeOver(socket, signal);
@@ -376,16 +404,26 @@ async function relay(plan: Plan): Promise<Outcome> {
     for (const h of held.values()) {
       if (h.reserved) h.write = await h.reserved;
     }
-    for (const h of held.values()) await connected(h.socket);
-    const outcome = viaStreams ? await relayStreams(plan, held) : await relayNative(plan, held);
+    for (const h of held.values()) await connected(h.socket, signal);
+    let streams = reason !== undefined;
+    // A runtime may give a socket its handle only once connected: if that one lacks what splicing
+    // needs, the relay still goes through streams, before any byte moved; the bytes taken from Node
+    // are forwarded first.
+    const late = streams ? undefined : [...held.keys()].map((s) => missingInternal(s, roles(s))).find(Boolean);
+    if (late) {
+      if (hasFd) throw new Failed(fdNeedsSplice(plan, `internal ${late}`), zeros(plan), true);
+      streams = true;
+    }
+    const outcome = streams ? await relayStreams(plan, held) : await relayNative(plan, held);
     ok = true;
     return outcome;
   } catch (err) {
     untouched = err instanceof Failed && err.untouched;
     throw err instanceof Failed ? err : new Failed(err, zeros(plan));
   } finally {
-    if (!ok && !untouched) for (const h of held.values()) h.socket.destroy();
-    giveBack(held, ok ? 'ok' : untouched ? 'untouched' : 'failed');
+    const how = ok ? 'ok' : untouched ? 'untouched' : 'failed';
+    if (how === 'failed') for (const h of held.values()) h.socket.destroy();
+    giveBack(held, how);
   }
 }
 
@@ -417,16 +455,26 @@ function chainEnded(plan: Plan, chain: ChainPlan, held: Map<Socket, Held>): void
 
 async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome> {
   const { signal } = plan;
-  const fds = plan.ends.map((e) => {
+  const readHold = (c: ChainPlan): ReadHold | undefined => {
+    const src = socketAt(plan, c.src);
+    return src && held.get(src)?.read;
+  };
+  // A source whose end of stream Node had already read gives only the bytes it held: its chain reads
+  // nothing, and its fd is needed only if the relay also writes to it (a proxy's other direction).
+  const drained = (c: ChainPlan): boolean => readHold(c)?.ended === true;
+  const used = [...new Set(plan.chains.flatMap((c) => (drained(c) ? c.sinks : [c.src, ...c.sinks])))].sort((x, y) => x - y);
+  const index = new Map(used.map((end, i) => [end, i]));
+  const at = (end: number): number => index.get(end) as number;
+  const fds = used.map((i) => {
+    const e = plan.ends[i] as RelayEnd;
     if (typeof e === 'number') return e;
     const fd = socketFd(e);
-    if (fd === undefined) throw new Failed(destroyedError(), zeros(plan));
+    if (fd === undefined || fd < 0) throw new Failed(destroyedError(), zeros(plan));
     return fd;
   });
   // Bytes Node had read from each chain's Node source before the relay: forwarded first.
   const heads = plan.chains.map((c) => {
-    const src = plan.ends[c.src];
-    const head = typeof src === 'number' || !src ? undefined : held.get(src)?.read?.head;
+    const head = readHold(c)?.head;
     return head && head.length > 0 ? head : undefined;
   });
   let job: InstanceType<typeof native.RelayJob>;
@@ -436,7 +484,7 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
       chains: plan.chains.map((c, i) => {
         // Node sockets are ended by Node (after the writes it held); fds are shut down natively.
         const natively = c.end && c.sinks.every((e) => typeof plan.ends[e] === 'number');
-        return { src: c.src, sinks: c.sinks, head: heads[i], shutdown: natively };
+        return { src: drained(c) ? undefined : at(c.src), sinks: c.sinks.map(at), head: heads[i], shutdown: natively };
       }),
       pipeSize: plan.pipeSize,
     });
@@ -445,42 +493,43 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
     throw new Failed(err, zeros(plan), true);
   }
   const sockets = [...held.keys()];
-  const unsubscribe = cancelOnEnd(job, sockets, signal);
-  // With an idle timeout armed, steps return every WATCHED_STEP bytes so the timers hear of progress.
-  const budget = signal || plan.onProgress || sockets.some(hasIdleTimeout) ? WATCHED_STEP : Infinity;
+  // A drained source that is not written is no longer needed: its close changes nothing. Every other
+  // socket's close ends the relay.
+  const needed = sockets.filter((s) => plan.chains.some((c) => c.sinks.some((e) => plan.ends[e] === s) || (plan.ends[c.src] === s && !drained(c))));
+  const unsubscribe = cancelOnEnd(job, needed, signal);
+  const budget = signal || plan.onProgress ? WATCHED_STEP : Infinity;
+  // With an idle timeout armed, steps also return in time for the timers to hear of every byte.
+  const pace = idlePace(sockets);
   const seen = plan.chains.map(() => false);
   const told = zeros(plan);
   const toldRead = plan.chains.map(() => 0);
   /**
-   * Node hears of the bytes each sink socket received, of the bytes each source socket gave (those its
-   * sinks got, less the head Node had read itself), and every socket of the relay of activity.
+   * Node hears of the bytes each sink socket received and each source socket gave (besides the head
+   * it had read itself): each count, and each socket's idle timer, for the bytes that moved on it.
    */
-  const tell = (bytes: number[][]): void => {
-    let any = false;
+  const tell = (bytes: number[][], read: number[]): void => {
     plan.chains.forEach((chain, c) => {
       chain.sinks.forEach((end, k) => {
         const now = bytes[c]?.[k] ?? 0;
         const before = told[c]?.[k] ?? 0;
-        if (now <= before) return;
-        any = true;
+        const sink = socketAt(plan, end);
+        if (now <= before || !sink) return;
         (told[c] as number[])[k] = now;
-        const sink = plan.ends[end];
-        if (typeof sink !== 'number' && sink) noteActivity(sink, now - before);
+        noteActivity(sink, now - before);
       });
-      const src = plan.ends[chain.src];
-      const read = Math.max(0, ...(bytes[c] ?? []).map((n) => n - (heads[c]?.length ?? 0)));
-      if (typeof src !== 'number' && src && read > (toldRead[c] ?? 0)) {
-        noteActivity(src, 0, read - (toldRead[c] ?? 0));
-        toldRead[c] = read;
+      const src = socketAt(plan, chain.src);
+      const now = read[c] ?? 0;
+      if (src && now > (toldRead[c] ?? 0)) {
+        noteActivity(src, 0, now - (toldRead[c] ?? 0));
+        toldRead[c] = now;
       }
     });
-    if (any) for (const s of sockets) noteActivity(s, 0);
   };
   try {
     let p: RelayProgress;
     do {
-      p = await job.step(budget);
-      tell(p.bytes);
+      p = await job.step(budget, pace);
+      tell(p.bytes, p.read);
       p.chainsDone.forEach((done, i) => {
         const chain = plan.chains[i];
         if (done && !seen[i] && chain) {
@@ -492,7 +541,7 @@ async function relayNative(plan: Plan, held: Map<Socket, Held>): Promise<Outcome
     } while (!p.done);
     return { bytes: p.bytes, mechanism: 'splice' };
   } catch (err) {
-    tell(job.bytes);
+    tell(job.bytes, job.read);
     throw new Failed(err, job.bytes);
   } finally {
     unsubscribe();
@@ -530,13 +579,18 @@ async function relayStreams(plan: Plan, held: Map<Socket, Held>): Promise<Outcom
   const run = async (chain: ChainPlan, c: number): Promise<void> => {
     const src = plan.ends[chain.src] as Socket;
     const holds = chain.sinks.map((i) => held.get(plan.ends[i] as Socket)?.write);
-    // Not destroyed at its end: a proxied socket's other direction may still be writing into it.
-    for await (const data of src.iterator({ destroyOnReturn: false })) {
-      const chunk: Buffer = Buffer.isBuffer(data) ? data : Buffer.from(data as string, src.readableEncoding ?? 'utf8');
+    const deliver = async (chunk: Buffer): Promise<void> => {
       await Promise.all(holds.map((h) => h?.write(chunk)));
       const row = bytes[c] as number[];
       for (let i = 0; i < row.length; i++) row[i] = (row[i] ?? 0) + chunk.length;
       plan.onProgress?.(bytes);
+    };
+    // Bytes already taken from Node for a native relay that turned out impossible go first.
+    const head = held.get(src)?.read?.resume();
+    if (head && head.length > 0) await deliver(head);
+    // Not destroyed at its end: a proxied socket's other direction may still be writing into it.
+    for await (const data of src.iterator({ destroyOnReturn: false })) {
+      await deliver(Buffer.isBuffer(data) ? data : Buffer.from(data as string, src.readableEncoding ?? 'utf8'));
     }
     done[c] = true;
     chainEnded(plan, chain, held);

@@ -4,19 +4,22 @@
 import { fstat, read, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { Writable } from 'node:stream';
 
 import { abortError, failure, invalidArgType, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg, type Resolved } from './fd.js';
 import { linuxPaths, native, type SendProgress } from './native.js';
 import { requireLinux } from './portable.js';
 import { onAbort } from './signal.js';
-import { cancelOnEnd, connected, destroyedError, hasIdleTimeout, isSocket, noteActivity, socketFd, takeOver, type Hold } from './takeover.js';
+import { isNetSocket, missingInternal, socketFd } from './internals.js';
+import { cancelOnEnd, connected, destroyedError, idlePace, noteActivity, takeOver, type Hold } from './takeover.js';
 import * as check from './validate.js';
 
 /**
  * How the bytes travelled: `'sendfile'` (page cache to socket inside the kernel), `'readwrite'` (read
  * into memory and written: files whose size `stat` cannot tell, like procfs), or `'stream'` (Node
- * streams: TLS sockets, whose bytes must be encrypted in user space).
+ * streams: TLS sockets, whose bytes must be encrypted in user space; Writables that are not sockets;
+ * runtimes whose sockets do not expose what a native send needs, like Deno's).
  */
 export type SendMechanism = 'sendfile' | 'readwrite' | 'stream';
 
@@ -76,16 +79,26 @@ interface Plan {
  * With a `net.Socket` (TCP or Unix domain), everything already written to it — headers, earlier
  * `write()`s, a corked socket's buffer — reaches the wire first; writes (and `end()`) made during the
  * send are held and follow it in order; consecutive `sendFile` calls keep their order. Reading from
- * the socket goes on as usual. TLS sockets fall back to a Node stream (`mechanism: 'stream'`).
+ * the socket goes on as usual. A socket still connecting is sent to once it has connected.
+ *
+ * The bytes go through Node streams instead (`mechanism: 'stream'`, same ordering) for TLS sockets,
+ * for any other `stream.Writable` (a file stream, `process.stdout` redirected to a file), and where
+ * the runtime's sockets lack an internal the native send relies on (Deno's have no fd; see "Node
+ * internals" in the README) — decided before any byte moves.
+ *
+ * An idle timeout (`socket.setTimeout(ms)`) sees every byte the send moves: it fires only once no byte
+ * has moved for `ms` (within a quarter of `ms` more), as for Node's own writes.
  *
  * Rejects with the socket's error (`EPIPE`, `ECONNRESET`) if the peer goes away, `ERR_FILE_TRUNCATED` if
- * the file shrinks while it is sent, `ERR_STREAM_DESTROYED` if the socket is destroyed meanwhile, and
- * `AbortError` on abort — each with `bytesTransferred`. The socket is left open in every case.
+ * the file shrinks while it is sent, `ERR_STREAM_DESTROYED` if the socket is destroyed meanwhile, the
+ * connection's error (or `ERR_SOCKET_CLOSED_BEFORE_CONNECTION` when destroyed) if it fails while still
+ * connecting, and `AbortError` on abort — each with `bytesTransferred`. The socket is left open in
+ * every case. Anything but a `stream.Writable` or an fd number is a TypeError (`ERR_INVALID_ARG_TYPE`).
  *
  * @example
  * const { bytes } = await sendFile(socket, '/srv/video.mp4', { offset: 1024, length: 1 << 20 });
  */
-export async function sendFile(socket: Socket | number, file: FileArg, options?: SendFileOptions): Promise<SendResult> {
+export async function sendFile(socket: Socket | Writable | number, file: FileArg, options?: SendFileOptions): Promise<SendResult> {
   const o = check.options<SendFileOptions>(options);
   const plan: Plan = {
     file: resolveFile(file, 'file'),
@@ -100,7 +113,7 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
     requireLinux('sendFile to an fd number');
     return sendNative(fd, undefined, plan);
   }
-  if (!isSocket(socket)) throw invalidArgType('socket', 'an instance of net.Socket or an fd number', socket);
+  if (!(socket instanceof Writable)) throw invalidArgType('socket', 'an instance of net.Socket or stream.Writable, or an fd number', socket);
   if (plan.signal?.aborted) throw failure(abortError(plan.signal), 0, plan.signal);
   if (socket.destroyed || socket.writableEnded) {
     const err = new Error('Cannot send to a socket that has been destroyed or ended') as ErrnoError;
@@ -117,11 +130,18 @@ export async function sendFile(socket: Socket | number, file: FileArg, options?:
     throw failure(err, 0, plan.signal);
   }
   try {
-    if (socket.connecting) await connected(socket);
-    // TLS must encrypt in user space; outside Linux there is no sendfile(2) to use.
-    if ((socket as { encrypted?: boolean }).encrypted || !linuxPaths) return await sendStream(hold, plan);
+    try {
+      if (isNetSocket(socket)) await connected(socket, plan.signal);
+    } catch (err) {
+      throw failure(err, 0, plan.signal);
+    }
+    // TLS must encrypt in user space; outside Linux there is no sendfile(2) to use; other Writables
+    // and sockets without the internals a native send needs go through their stream.
+    if (!isNetSocket(socket) || (socket as { encrypted?: boolean }).encrypted || !linuxPaths || missingInternal(socket, { write: true })) {
+      return await sendStream(hold, plan);
+    }
     const fd = socketFd(socket);
-    if (fd === undefined) throw failure(destroyedError(), 0, plan.signal);
+    if (fd === undefined || fd < 0) throw failure(destroyedError(), 0, plan.signal);
     return await sendNative(fd, socket, plan);
   } finally {
     hold.release();
@@ -146,8 +166,9 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
     throw failure(err, 0, signal);
   }
   const unsubscribe = cancelOnEnd(job, socket ? [socket] : [], signal);
-  // With an idle timeout armed, steps return every WATCHED_STEP bytes so the timer hears of progress.
-  const budget = signal || onProgress || (socket && hasIdleTimeout(socket)) ? WATCHED_STEP : Infinity;
+  const budget = signal || onProgress ? WATCHED_STEP : Infinity;
+  // With an idle timeout armed, steps also return in time for the timer to hear of every byte.
+  const pace = socket && idlePace([socket]);
   const first = Math.min(budget, FIRST_BUDGET);
   let told = 0;
   const tell = (bytes: number): void => {
@@ -163,7 +184,7 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
       tell(p.bytes);
       onProgress?.(p.bytes, Math.max(p.total ?? p.bytes, p.bytes));
       if (signal?.aborted) throw abortError(signal);
-      p = await job.step(budget);
+      p = await job.step(budget, pace);
     }
     tell(p.bytes);
     onProgress?.(p.bytes, p.bytes);

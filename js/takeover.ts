@@ -20,8 +20,22 @@
  * first.
  */
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 
 import { abortError, type ErrnoError } from './errors.js';
+import {
+  clearDecoder,
+  countMoved,
+  decoderPending,
+  endOfStreamRead,
+  idleTimeout,
+  replaceWriteHooks,
+  restartIdleTimer,
+  resumeReading,
+  stopReading,
+  type Chunk,
+  type WriteHooks,
+} from './internals.js';
 import { onAbort } from './signal.js';
 
 /** The socket, held for one transfer. */
@@ -32,13 +46,7 @@ export interface Hold {
   release(): void;
 }
 
-interface Chunk {
-  chunk: unknown;
-  encoding: BufferEncoding | 'buffer';
-}
 type Callback = (err?: Error | null) => void;
-type WriteHook = (chunk: unknown, encoding: BufferEncoding | 'buffer', cb: Callback) => void;
-type WritevHook = (chunks: Chunk[] & { allBuffers?: boolean }, cb: Callback) => void;
 
 interface Ticket {
   marker: Buffer;
@@ -51,24 +59,25 @@ interface Ticket {
   release: () => void;
 }
 
-const gates = new WeakMap<Socket, Gate>();
+const gates = new WeakMap<Writable, Gate>();
 
 class Gate {
   private readonly tickets = new Map<Buffer, Ticket>();
-  private readonly write: WriteHook;
-  private readonly writev: WritevHook | undefined;
-  private readonly own: Map<'_write' | '_writev', PropertyDescriptor | undefined>;
+  private own!: WriteHooks;
+  private restore!: () => void;
 
-  constructor(private readonly socket: Socket) {
-    const target = socket as unknown as { _write: WriteHook; _writev?: WritevHook };
-    this.own = new Map([
-      ['_write', Object.getOwnPropertyDescriptor(socket, '_write')],
-      ['_writev', Object.getOwnPropertyDescriptor(socket, '_writev')],
-    ]);
-    this.write = target._write.bind(socket);
-    this.writev = target._writev?.bind(socket);
-    target._write = (chunk, encoding, cb) => this.run([{ chunk, encoding }], cb);
-    if (this.writev) target._writev = (chunks, cb) => this.run(chunks, cb);
+  private constructor(private readonly socket: Writable) {}
+
+  /** A gate on `socket`'s write hooks; `undefined` if it has none to wrap. */
+  static install(socket: Writable): Gate | undefined {
+    const gate = new Gate(socket);
+    const restore = replaceWriteHooks(socket, (own) => {
+      gate.own = own;
+      return { write: (chunk, encoding, cb) => gate.run([{ chunk, encoding }], cb), writev: (chunks, cb) => gate.run(chunks, cb) };
+    });
+    if (!restore) return undefined;
+    gate.restore = restore;
+    return gate;
   }
 
   add(ticket: Ticket): void {
@@ -110,46 +119,50 @@ class Gate {
   forward(chunks: Chunk[], cb: Callback): void {
     if (chunks.length === 0) return cb();
     const [only] = chunks;
-    if (chunks.length === 1 && only) return this.write(only.chunk, only.encoding, cb);
-    if (!this.writev) {
+    const { write, writev } = this.own;
+    if (chunks.length === 1 && only) return write(only.chunk, only.encoding, cb);
+    if (!writev) {
       // No _writev: one chunk at a time.
       const [first, ...rest] = chunks as [Chunk, ...Chunk[]];
-      return this.write(first.chunk, first.encoding, (err) => (err ? cb(err) : this.forward(rest, cb)));
+      return write(first.chunk, first.encoding, (err) => (err ? cb(err) : this.forward(rest, cb)));
     }
     const batch = chunks as Chunk[] & { allBuffers?: boolean };
     batch.allBuffers = chunks.every((c) => Buffer.isBuffer(c.chunk));
-    this.writev(batch, cb);
+    writev(batch, cb);
   }
 
   /** With no transfer outstanding, gives the socket its own hooks back. */
   private retireIfIdle(): void {
     if (this.tickets.size > 0 || gates.get(this.socket) !== this) return;
     gates.delete(this.socket);
-    const target = this.socket as unknown as Record<string, unknown>;
-    for (const [name, descriptor] of this.own) {
-      if (descriptor) Object.defineProperty(this.socket, name, descriptor);
-      else delete target[name];
-    }
+    this.restore();
   }
 }
 
-/** The OS fd behind a connected net.Socket, or undefined (not connected, TLS, or destroyed). */
-export function socketFd(socket: Socket): number | undefined {
-  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
-  const fd = handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+/** The error for a socket that closed before its connection was established (Node's own code for it). */
+function closedBeforeConnect(): ErrnoError {
+  const err = new Error('Socket closed before the connection was established') as ErrnoError;
+  err.code = 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION';
+  return err;
 }
 
 /**
  * Reserves the socket's current place in its write order — synchronously, at call time — and resolves
  * once every byte written before this call is in the kernel; Node then writes nothing more until
- * {@link Hold.release}. Rejects if the socket fails first, or with an AbortError if `signal` fires
- * while earlier writes are still waiting for the peer (the reserved place is then skipped).
+ * {@link Hold.release}. Rejects if the socket fails or closes first, or with an AbortError if `signal`
+ * fires while earlier writes are still waiting (the reserved place is then skipped).
+ *
+ * A stream without `_write` to wrap (no Node stream) gets a hold that writes through `write()`: its
+ * bytes follow earlier writes, but writes made meanwhile are not held back.
  */
-export function takeOver(socket: Socket, signal?: AbortSignal): Promise<Hold> {
+export function takeOver(socket: Writable, signal?: AbortSignal): Promise<Hold> {
   let gate = gates.get(socket);
   if (!gate) {
-    gate = new Gate(socket);
+    gate = Gate.install(socket);
+    if (!gate) {
+      const write = (chunk: Buffer): Promise<void> => new Promise((resolve, reject) => socket.write(chunk, (err) => (err ? reject(err) : resolve())));
+      return Promise.resolve({ write, release: () => {} });
+    }
     gates.set(socket, gate);
   }
   const theGate = gate;
@@ -159,21 +172,25 @@ export function takeOver(socket: Socket, signal?: AbortSignal): Promise<Hold> {
   });
   let settled = false;
   return new Promise<Hold>((resolve, reject) => {
+    const onClose = (): void => ticket.fail(destroyedError('The socket was destroyed before the transfer could start'));
     const unsubscribe = onAbort(signal, () => {
       if (settled) return;
       settled = true;
+      socket.off('close', onClose);
       reject(abortError(signal as AbortSignal));
     });
     const ticket: Ticket = {
       marker: Buffer.alloc(0),
       start: () => {
         unsubscribe();
+        socket.off('close', onClose);
         if (settled) return release(); // aborted while waiting: skip this place
         settled = true;
         resolve({ write: (chunk) => theGate.writeThrough(chunk), release });
       },
       fail: (err) => {
         unsubscribe();
+        socket.off('close', onClose);
         theGate.remove(ticket);
         if (settled) return;
         settled = true;
@@ -183,6 +200,9 @@ export function takeOver(socket: Socket, signal?: AbortSignal): Promise<Hold> {
       release,
     };
     theGate.add(ticket);
+    // Node fails queued writes when a socket is destroyed, but a runtime that does not would leave
+    // the marker waiting forever: the socket's close fails the reservation as well.
+    socket.once('close', onClose);
     socket.write(ticket.marker, (err) => {
       if (err) ticket.fail(err);
     });
@@ -191,70 +211,45 @@ export function takeOver(socket: Socket, signal?: AbortSignal): Promise<Hold> {
   });
 }
 
-/** Whether `value` looks like a net.Socket (or a TLS socket). */
-export function isSocket(value: unknown): value is Socket {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Socket).write === 'function' &&
-    typeof (value as Socket).destroy === 'function' &&
-    'writableLength' in value
-  );
-}
-
-/** Resolves once a connecting socket has connected; rejects with its error if it fails first. */
-export function connected(socket: Socket): Promise<void> {
+/**
+ * Resolves once a connecting socket has connected. Rejects with its error if it fails first,
+ * `ERR_SOCKET_CLOSED_BEFORE_CONNECTION` if it is destroyed first (a `destroy()` in a `'timeout'`
+ * handler emits no error), or an AbortError when `signal` fires first.
+ */
+export function connected(socket: Socket, signal?: AbortSignal): Promise<void> {
   if (!socket.connecting) return Promise.resolve();
+  if (signal?.aborted) return Promise.reject(abortError(signal));
   return new Promise((resolve, reject) => {
-    const onConnect = (): void => {
-      socket.off('error', onError);
-      resolve();
-    };
-    const onError = (err: Error): void => {
+    const done = (err?: Error): void => {
       socket.off('connect', onConnect);
-      reject(err);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      unsubscribe();
+      if (err) reject(err);
+      else resolve();
     };
+    const onConnect = (): void => done();
+    const onError = (err: Error): void => done(err);
+    const onClose = (): void => done(closedBeforeConnect());
+    const unsubscribe = onAbort(signal, () => done(abortError(signal as AbortSignal)));
     socket.once('connect', onConnect);
     socket.once('error', onError);
+    socket.once('close', onClose);
   });
 }
 
-/** What Node keeps on a socket about its activity: the idle timeout and its timer. */
-interface ActivityInternals {
-  timeout?: number;
-  _unrefTimer?: () => void;
-}
-
-/** Bytes each socket moved around Node, which Node's own counts (its handle's) cannot include; by getter. */
-const natively = { _bytesDispatched: new WeakMap<Socket, number>(), bytesRead: new WeakMap<Socket, number>() };
-
 /**
- * Adds `n` bytes moved around Node to one of its counts: `bytesRead` (a getter over the libuv handle's
- * count) or `_bytesDispatched` (the same for writes, from which Node computes `bytesWritten`). The
- * socket gets its own getter, adding the bytes to Node's. Should a Node version lack the getter, the
- * count simply stays Node's own.
+ * The step pace for a transfer on `sockets`, in ms, or `undefined` without an idle timeout: a native
+ * step reports back this often while bytes move (never while none do), and the transfer restarts each
+ * socket's idle timer for the bytes it moved. A quarter of the shortest timeout: every byte is heard
+ * of before the timer could fire (a step begins right after the last report, so bytes moved in it are
+ * reported at most a pace later), and a transfer that stops moving times out between 1 and 1.25
+ * timeouts after its last byte. Polling byte counters on a timer would cost a wakeup per pace even
+ * for a stalled transfer, and could still miss bytes moved just before the timer fires.
  */
-function addCount(socket: Socket, getter: keyof typeof natively, n: number): void {
-  const counts = natively[getter];
-  if (!counts.has(socket)) {
-    let proto: object | null = Object.getPrototypeOf(socket);
-    let base: (() => number) | undefined;
-    for (; proto && !base; proto = Object.getPrototypeOf(proto)) base = Object.getOwnPropertyDescriptor(proto, getter)?.get;
-    if (!base) return;
-    const nodeCount = base;
-    Object.defineProperty(socket, getter, {
-      configurable: true,
-      get(this: Socket): number {
-        return nodeCount.call(this) + (counts.get(this) ?? 0);
-      },
-    });
-  }
-  counts.set(socket, (counts.get(socket) ?? 0) + n);
-}
-
-/** Whether `socket.setTimeout(ms)` armed an idle timeout: native transfers must then report progress. */
-export function hasIdleTimeout(socket: Socket): boolean {
-  return ((socket as ActivityInternals).timeout ?? 0) > 0;
+export function idlePace(sockets: readonly Socket[]): number | undefined {
+  const shortest = Math.min(...sockets.map(idleTimeout).filter((t) => t > 0));
+  return Number.isFinite(shortest) ? shortest / 4 : undefined;
 }
 
 /**
@@ -264,9 +259,8 @@ export function hasIdleTimeout(socket: Socket): boolean {
  * `socket.bytesRead`.
  */
 export function noteActivity(socket: Socket, written: number, read = 0): void {
-  (socket as ActivityInternals)._unrefTimer?.();
-  if (written > 0) addCount(socket, '_bytesDispatched', written);
-  if (read > 0) addCount(socket, 'bytesRead', read);
+  restartIdleTimer(socket);
+  countMoved(socket, written, read);
 }
 
 /** `ERR_STREAM_DESTROYED`: the socket has no fd any more. */
@@ -292,15 +286,30 @@ export function cancelOnEnd(job: { cancel(reason: string): void }, sockets: read
 
 /** The socket, its reading taken away from Node for one relay. */
 export interface ReadHold {
-  /** Bytes Node had read from the socket and not yet delivered: the relay forwards them first. */
+  /**
+   * Bytes Node had read from the socket and not yet delivered, with those its `setEncoding()` decoder
+   * held (an incomplete character): the relay forwards them first.
+   */
   head: Buffer;
   /**
-   * Gives reading back to Node. With `eof` (the relay read the fd to its end) Node learns of the end
-   * of stream as if it had read it itself, and the stream flows so that `'end'` is emitted, as after
-   * `src.pipe(dst)`. Without it (the relay failed, and the caller destroys the socket) only Node's
-   * hooks are put back. Idempotent.
+   * Node had already read the end of stream: `head` is all the source will give, and its fd must not
+   * be read. Node keeps those bytes until {@link release}: a readable whose buffer empties after its
+   * end of stream emits `'end'` (and may then close), which must follow their delivery.
+   */
+  ended: boolean;
+  /**
+   * Gives reading back to Node. With `eof` (the relay delivered everything to its end) Node learns of
+   * the end of stream as if it had read it itself, and the stream flows so that `'end'` is emitted,
+   * as after `src.pipe(dst)`. Without it (the relay failed, and the caller destroys the socket) only
+   * Node's hooks are put back. Idempotent.
    */
   release(eof: boolean): void;
+  /**
+   * Gives reading back to Node for a relay that goes on through Node's stream after all (it found,
+   * once the sockets connected, that it cannot splice), and returns the bytes it must forward before
+   * what the stream yields (`head`, unless Node still has them). Idempotent with release.
+   */
+  resume(): Buffer;
   /**
    * Gives reading back as if the relay had never taken it (it failed before moving anything): the
    * bytes of `head` go back to the front of Node's buffer and reading resumes. Idempotent with release.
@@ -308,22 +317,38 @@ export interface ReadHold {
   restore(): void;
 }
 
-interface ReadableInternals {
-  _read: (n: number) => void;
-  _handle?: { reading?: boolean; readStop?: () => number } | null;
-  _readableState?: { ended?: boolean };
+const readHeld = new WeakSet<Socket>();
+
+/** Empties the readable buffer without showing the chunks to `'data'` listeners. */
+function drain(socket: Socket, then?: (chunks: (Buffer | string)[]) => void): (Buffer | string)[] {
+  // read() emits each chunk it returns as 'data': detach the listeners while the buffer is emptied.
+  const listeners = socket.rawListeners('data') as ((...args: unknown[]) => void)[];
+  socket.removeAllListeners('data');
+  const chunks: (Buffer | string)[] = [];
+  try {
+    for (let chunk: unknown = socket.read(); chunk !== null; chunk = socket.read()) chunks.push(chunk as Buffer | string);
+    then?.(chunks);
+  } finally {
+    for (const listener of listeners) socket.on('data', listener);
+  }
+  return chunks;
 }
 
-const readHeld = new WeakSet<Socket>();
+/** Puts chunks read from the socket back at the front of its buffer, as they were (text stays text). */
+function putBack(socket: Socket, chunks: readonly (Buffer | string)[]): void {
+  const encoding = socket.readableEncoding ?? undefined;
+  for (const chunk of [...chunks].reverse()) socket.unshift(chunk, typeof chunk === 'string' ? encoding : undefined);
+}
 
 /**
  * Stops Node reading `socket` — synchronously, at call time — so a native relay can read its fd.
  *
  * Node reads a socket through libuv whenever its buffer is below the high-water mark, and asks for
- * more through `_read`. Both are stopped: the handle's `readStop()` takes the fd out of libuv's
- * epoll set, and `_read` is replaced until {@link ReadHold.release} so that nothing (a `resume()`, a
- * late `read(0)` after connecting) starts it again. What Node had already read sits in the readable
- * buffer: it is taken out (without showing it to `'data'` listeners) and returned as `head`.
+ * more through `_read`; both are stopped (internals.ts: stopReading). What Node had already read sits
+ * in the readable buffer: it is taken out (without showing it to `'data'` listeners) and returned as
+ * `head`, with the bytes a `setEncoding()` decoder holds — or, if Node had read the end of stream
+ * too, copied and left there (see {@link ReadHold.ended}). Only for a socket {@link missingInternal}
+ * passed for reading.
  *
  * Throws `ERR_INVALID_STATE` if another relay already reads the socket.
  */
@@ -334,50 +359,48 @@ export function holdReading(socket: Socket): ReadHold {
     throw err;
   }
   readHeld.add(socket);
-  const target = socket as unknown as ReadableInternals;
-  const own = Object.getOwnPropertyDescriptor(socket, '_read');
-  target._read = () => {};
-  const handle = target._handle;
-  if (handle?.reading) {
-    handle.reading = false;
-    handle.readStop?.();
-  }
-  // read() emits each chunk it returns as 'data': detach the listeners while the buffer is emptied.
-  const listeners = socket.rawListeners('data') as ((...args: unknown[]) => void)[];
-  socket.removeAllListeners('data');
-  const chunks: Buffer[] = [];
-  try {
-    for (let chunk: unknown = socket.read(); chunk !== null; chunk = socket.read()) {
-      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, socket.readableEncoding ?? 'utf8') : (chunk as Buffer));
-    }
-  } finally {
-    for (const listener of listeners) socket.on('data', listener);
-  }
+  const giveReadBack = stopReading(socket);
+  const ended = endOfStreamRead(socket);
+  // Put back in the same synchronous run: the 'end' the emptied buffer scheduled then finds it full.
+  const chunks = drain(socket, ended ? (taken) => putBack(socket, taken) : undefined);
+  const encoding = socket.readableEncoding ?? undefined;
+  const parts = chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, encoding ?? 'utf8') : c));
+  // After the decoded text, the bytes of the character the decoder has only begun (after an end of
+  // stream Node has flushed its decoder already).
+  const pending = decoderPending(socket) ?? Buffer.alloc(0);
+  if (pending.length > 0) parts.push(pending);
+  const head = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
   let released = false;
-  const head = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-  const giveBack = (): void => {
+  const giveBack = (): boolean => {
+    if (released) return false;
     released = true;
     readHeld.delete(socket);
-    if (own) Object.defineProperty(socket, '_read', own);
-    else delete (target as Partial<ReadableInternals>)._read;
+    giveReadBack();
+    return true;
   };
   return {
     head,
+    ended,
     restore() {
-      if (released) return;
-      giveBack();
-      if (socket.destroyed) return;
-      if (head.length > 0) socket.unshift(head);
-      // Reading from the fd was stopped behind Node's back, which may still count a read as pending:
-      // net's own _read starts it again (and stops it as usual once the buffer is full).
-      target._read(socket.readableHighWaterMark);
+      if (!giveBack() || socket.destroyed || ended) return;
+      // As they were: decoded text stays text, and the decoder still holds its incomplete character.
+      putBack(socket, chunks);
+      resumeReading(socket);
+    },
+    resume() {
+      if (!giveBack() || ended) return Buffer.alloc(0);
+      clearDecoder(socket);
+      if (!socket.destroyed) resumeReading(socket);
+      return head;
     },
     release(eof) {
-      if (released) return;
-      giveBack();
+      if (!giveBack()) return;
+      clearDecoder(socket);
       if (!eof || socket.destroyed) return;
+      // The bytes Node kept are delivered: take them for good, and Node emits 'end'.
+      if (ended) drain(socket);
       // Node's own end of stream, unless it had already read it before the relay began.
-      if (!target._readableState?.ended) socket.push(null);
+      if (!endOfStreamRead(socket)) socket.push(null);
       socket.resume();
     },
   };

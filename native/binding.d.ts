@@ -102,9 +102,10 @@ export declare class RelayJob {
   constructor(spec: RelaySpec)
   /**
    * Relays until about `budget` more bytes are delivered (Infinity: no limit), a chain finishes,
-   * or everything is done, waiting on readiness as needed.
+   * or everything is done, waiting on readiness as needed. With `paceMs`, also returns once that
+   * long has passed and bytes have moved (for idle timeouts: every byte is heard of in time).
    */
-  step(budget: number): Promise<RelayProgress>
+  step(budget: number, paceMs?: number | undefined | null): Promise<RelayProgress>
   /**
    * Wakes and ends a waiting or running step: "abort" (AbortSignal) or "destroyed" (a socket was
    * destroyed in JavaScript). The first reason wins.
@@ -112,6 +113,8 @@ export declare class RelayJob {
   cancel(reason: string): void
   /** Bytes delivered so far, per chain, per sink (also after a failure). */
   get bytes(): Array<Array<number>>
+  /** Bytes read from each chain's source so far (also after a failure). */
+  get read(): Array<number>
   /**
    * Closes the job's fds and pipes if no step is running (a running step is cancelled and closes
    * them when it ends).
@@ -137,8 +140,12 @@ export declare class SendJob {
    * where the send stands; otherwise returns `null` and sends nothing (use `attempt()`).
    */
   tryCached(budget: number): SendProgress | null
-  /** Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed. */
-  step(budget: number): Promise<SendProgress>
+  /**
+   * Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed. With
+   * `paceMs`, also returns once that long has passed and bytes have moved (for idle timeouts:
+   * every byte is heard of in time).
+   */
+  step(budget: number, paceMs?: number | undefined | null): Promise<SendProgress>
   /**
    * Wakes and ends a waiting or running step: "abort" (AbortSignal) or "destroyed" (the socket was
    * destroyed in JavaScript). The first reason wins.
@@ -383,7 +390,8 @@ export declare function reflinkSync(fdIn: number, fdOut: number, range?: Reflink
 
 /** One chain of a relay: indexes into `RelaySpec.fds`. */
 export interface RelayChain {
-  src: number
+  /** Absent for a source already at end of stream: the chain delivers `head` and ends. */
+  src?: number
   sinks: Array<number>
   /** Bytes Node had already read from `src`: written to every sink first. */
   head?: Buffer
@@ -395,6 +403,8 @@ export interface RelayChain {
 export interface RelayProgress {
   /** Bytes delivered, per chain, per sink. */
   bytes: Array<Array<number>>
+  /** Bytes read from each chain's source (delivered, or still in the relay's pipes). */
+  read: Array<number>
   /** Which chains have reached end of stream and delivered everything. */
   chainsDone: Array<boolean>
   /** Every chain is done. */

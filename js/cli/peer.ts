@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 
 import { sendFile } from 'zerocopy';
 
+import { socketFd } from '../internals.js';
 import { UsageError } from './util.js';
 
 interface BenchBinding {
@@ -25,8 +26,8 @@ export function benchBinding(): BenchBinding {
 }
 
 function fdOf(socket: net.Socket): number {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new Error('socket without an fd');
+  const fd = socketFd(socket);
+  if (fd === undefined || fd < 0) throw new Error('socket without an fd');
   return fd;
 }
 

@@ -8,11 +8,13 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
 use tokio::io::Interest;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
@@ -73,6 +75,41 @@ impl Cancel {
                 // The sender lives in `self`, so this cannot happen; wait forever rather than spin.
                 std::future::pending::<()>().await;
             }
+        }
+    }
+}
+
+/// When a step ends early to report progress: once its pace has passed since it began and bytes have
+/// moved. A caller that restarts an idle timer after each step then hears of every byte in time,
+/// and a transfer that moves nothing costs no wakeup at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pacer {
+    due: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer for a step beginning now; `None` (or a pace too long to represent) never reports early.
+    pub fn new(pace: Option<Duration>) -> Pacer {
+        Pacer {
+            due: pace.and_then(|p| Instant::now().checked_add(p)),
+        }
+    }
+
+    /// When to report, given whether bytes have moved since the step began: never if none have.
+    pub fn due(&self, moved: bool) -> Option<Instant> {
+        self.due.filter(|_| moved)
+    }
+
+    /// Whether the step should report now.
+    pub fn passed(&self, moved: bool) -> bool {
+        self.due(moved).is_some_and(|at| at <= Instant::now())
+    }
+
+    /// Sleeps until `at` (from [`Pacer::due`]); without one, forever.
+    pub async fn sleep(at: Option<Instant>) {
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
         }
     }
 }

@@ -41,6 +41,7 @@ use std::future::Future;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -48,7 +49,7 @@ use nix::sys::stat::SFlag;
 
 use crate::endpoint::{nonblocking_while_used, restore_blocking};
 use crate::error::{Error, Result};
-use crate::ready::{Cancel, CancelReason, Ready, Registered};
+use crate::ready::{Cancel, CancelReason, Pacer, Ready, Registered};
 use crate::sys::splice::{self, Pipe, PipePool, SpliceFlags, RELAY_PIPE_SIZE};
 use crate::sys::{file, socket};
 
@@ -57,8 +58,10 @@ const SYSCALL: &str = "splice";
 /// One chain of a relay: the end it reads, the ends it writes to.
 #[derive(Debug, Clone, Default)]
 pub struct ChainSpec {
-    /// Index of the source in the relay's ends.
-    pub src: usize,
+    /// Index of the source in the relay's ends; `None` for a source that has already reached end of
+    /// stream (its last bytes, read by someone else, are the `head`): the chain delivers the head,
+    /// ends as at end of stream, and reads nothing.
+    pub src: Option<usize>,
     /// Indexes of the sinks (at least one).
     pub sinks: Vec<usize>,
     /// Bytes that came from the source before the relay (e.g. read and buffered by Node): written to
@@ -203,8 +206,10 @@ impl Stage {
 
 #[derive(Debug)]
 struct Chain {
-    src: usize,
+    src: Option<usize>,
     stages: Vec<Stage>,
+    /// Bytes read from the source (spliced into the first pipe).
+    read: u64,
     eof: bool,
     shutdown: bool,
     done: bool,
@@ -246,20 +251,16 @@ impl Chain {
     fn run(&mut self, ends: &[End], op: Op) -> Result<usize> {
         match op {
             Op::Fill => {
+                let src = self.src.ok_or_else(closed)?;
                 let stage = self.stages.first_mut().ok_or_else(closed)?;
                 let pipe = stage.pipe()?;
-                let n = splice::splice(
-                    ends[self.src].fd(),
-                    None,
-                    pipe.writer(),
-                    None,
-                    pipe.size(),
-                    MOVE,
-                )?;
+                let n =
+                    splice::splice(ends[src].fd(), None, pipe.writer(), None, pipe.size(), MOVE)?;
                 if n == 0 {
                     self.eof = true;
                 }
                 stage.queued += n;
+                self.read += n as u64;
                 Ok(n)
             }
             Op::Head(i) => {
@@ -302,18 +303,21 @@ impl Chain {
         }
     }
 
-    /// Makes every call that can go ahead without waiting, until the chain is done, the budget is
-    /// used, or every way forward answers `EAGAIN` (then `waits` holds what to wait for).
+    /// Makes every call that can go ahead without waiting, until the chain is done, the budget (or
+    /// the pace, once bytes have moved) is used, or every way forward answers `EAGAIN` (then `waits`
+    /// holds what to wait for).
     fn pump(
         &mut self,
         index: usize,
         ends: &[End],
         left: &mut u64,
         waits: &mut Vec<Wait>,
+        pace: (&Pacer, bool),
     ) -> Result<Pump> {
         let last = self.stages.len().saturating_sub(1);
+        let (pacer, mut moved) = pace;
         loop {
-            if *left == 0 {
+            if *left == 0 || pacer.passed(moved) {
                 return Ok(Pump::Budget);
             }
             let first_wait = waits.len();
@@ -360,15 +364,17 @@ impl Chain {
                     progressed = true;
                 }
             }
-            if !self.eof && self.stages.first().is_some_and(|s| s.queued == 0) {
-                match again(self.run(ends, Op::Fill))? {
-                    Some(_) => progressed = true,
-                    None => waits.push(Wait {
-                        chain: index,
-                        end: self.src,
-                        writable: false,
-                        op: Op::Fill,
-                    }),
+            if let Some(src) = self.src.filter(|_| !self.eof) {
+                if self.stages.first().is_some_and(|s| s.queued == 0) {
+                    match again(self.run(ends, Op::Fill))? {
+                        Some(_) => progressed = true,
+                        None => waits.push(Wait {
+                            chain: index,
+                            end: src,
+                            writable: false,
+                            op: Op::Fill,
+                        }),
+                    }
                 }
             }
             let empty = self.stages.iter().all(|s| !s.head_left() && s.queued == 0);
@@ -379,6 +385,7 @@ impl Chain {
             if progressed {
                 // Waits recorded in this round may be stale now; the next round records them afresh.
                 waits.truncate(first_wait);
+                moved = true;
                 continue;
             }
             if waits.len() == first_wait {
@@ -466,7 +473,9 @@ impl Relay {
             if chain.sinks.is_empty() {
                 return Err(invalid("a relay chain needs at least one sink"));
             }
-            if chain.src >= ends.len() || chain.sinks.iter().any(|&s| s >= ends.len()) {
+            if chain.src.is_some_and(|s| s >= ends.len())
+                || chain.sinks.iter().any(|&s| s >= ends.len())
+            {
                 return Err(invalid("a relay chain names an end that does not exist"));
             }
         }
@@ -478,7 +487,7 @@ impl Relay {
             finished: false,
         };
         for (i, fd) in ends.into_iter().enumerate() {
-            let read = chains.iter().any(|c| c.src == i);
+            let read = chains.iter().any(|c| c.src == Some(i));
             let written = chains.iter().any(|c| c.sinks.contains(&i));
             // On failure `relay` is dropped, which gives the ends made so far their blocking mode back.
             relay.ends.push(End::new(fd)?);
@@ -502,7 +511,8 @@ impl Relay {
             relay.chains.push(Chain {
                 src: spec.src,
                 stages,
-                eof: false,
+                read: 0,
+                eof: spec.src.is_none(),
                 shutdown: spec.shutdown,
                 done: false,
             });
@@ -513,7 +523,7 @@ impl Relay {
     /// `src → dst` until end of stream, then `dst` shut down for writing if it is a socket.
     pub fn pipe(src: OwnedFd, dst: OwnedFd) -> Result<Relay> {
         let chain = ChainSpec {
-            src: 0,
+            src: Some(0),
             sinks: vec![1],
             head: Vec::new(),
             shutdown: true,
@@ -525,7 +535,7 @@ impl Relay {
     /// forwarded as `shutdown(SHUT_WR)` on the other socket.
     pub fn proxy(a: OwnedFd, b: OwnedFd) -> Result<Relay> {
         let chain = |src, dst| ChainSpec {
-            src,
+            src: Some(src),
             sinks: vec![dst],
             head: Vec::new(),
             shutdown: true,
@@ -536,7 +546,7 @@ impl Relay {
     /// `src` duplicated into every sink with `tee(2)`, each sink shut down at end of stream.
     pub fn tee(src: OwnedFd, sinks: Vec<OwnedFd>) -> Result<Relay> {
         let chain = ChainSpec {
-            src: 0,
+            src: Some(0),
             sinks: (1..=sinks.len()).collect(),
             head: Vec::new(),
             shutdown: true,
@@ -552,6 +562,19 @@ impl Relay {
             .get(chain)
             .map(|c| c.stages.iter().map(|s| s.moved).collect())
             .unwrap_or_default()
+    }
+
+    /// Bytes read from the source of `chain` so far: those delivered, and those still in its pipes.
+    pub fn read(&self, chain: usize) -> u64 {
+        self.chains.get(chain).map_or(0, |c| c.read)
+    }
+
+    /// Every byte the relay has read or delivered: grows whenever any end saw activity.
+    fn activity(&self) -> u64 {
+        self.chains
+            .iter()
+            .map(|c| c.read + c.stages.iter().map(|s| s.moved).sum::<u64>())
+            .sum()
     }
 
     /// How many chains the relay has.
@@ -591,17 +614,28 @@ impl Relay {
     /// still fine (otherwise the connection's own error). After an error or completion the relay has
     /// let go of its pipes and given the fds back their blocking mode.
     pub async fn step(&mut self, budget: u64, cancel: &Cancel) -> Result<bool> {
+        self.step_paced(budget, None, cancel).await
+    }
+
+    /// [`step`](Self::step) that also ends (`Ok(false)`) as a [`Pacer`] says: once `pace` has passed
+    /// and bytes have moved (read from a source or delivered to a sink). For idle timeouts, which must see every byte.
+    pub async fn step_paced(
+        &mut self,
+        budget: u64,
+        pace: Option<Duration>,
+        cancel: &Cancel,
+    ) -> Result<bool> {
         if self.finished {
             return Ok(true);
         }
-        let result = self.advance(budget.max(1), cancel).await;
+        let result = self.advance(budget.max(1), Pacer::new(pace), cancel).await;
         if !matches!(result, Ok(false)) {
             self.finish();
         }
         result
     }
 
-    async fn advance(&mut self, budget: u64, cancel: &Cancel) -> Result<bool> {
+    async fn advance(&mut self, budget: u64, pacer: Pacer, cancel: &Cancel) -> Result<bool> {
         if !self.registered {
             self.registered = true;
             self.ends = std::mem::take(&mut self.ends)
@@ -611,17 +645,19 @@ impl Relay {
         }
         let mut left = budget;
         let mut waits = Vec::new();
+        let started = self.activity();
         loop {
             if let Some(reason) = cancel.reason() {
                 return Err(self.cancelled(reason));
             }
             waits.clear();
             let mut finished_now = false;
+            let moved = self.activity() > started;
             for (index, chain) in self.chains.iter_mut().enumerate() {
                 if chain.done {
                     continue;
                 }
-                match chain.pump(index, &self.ends, &mut left, &mut waits)? {
+                match chain.pump(index, &self.ends, &mut left, &mut waits, (&pacer, moved))? {
                     Pump::Done => finished_now = true,
                     Pump::Budget => return Ok(false),
                     Pump::Blocked => {}
@@ -633,11 +669,15 @@ impl Relay {
             if finished_now {
                 return Ok(false);
             }
-            // Every chain waits: sleep until one of the ends it waits for is ready, and retry that call.
+            // Every chain waits: sleep until one of the ends it waits for is ready, and retry that call;
+            // or, if bytes moved in this step, until it is time to report them.
+            let report_at = pacer.due(self.activity() > started);
             loop {
-                let (which, ready) = match wait_first(&self.ends, &waits, cancel).await? {
+                let (which, ready) = match wait_first(&self.ends, &waits, cancel, report_at).await?
+                {
                     Woken::Ready(which, ready) => (which, ready),
                     Woken::Cancelled(reason) => return Err(self.cancelled(reason)),
+                    Woken::Due => return Ok(false),
                 };
                 let wait = waits[which];
                 match self.chains[wait.chain].run(&self.ends, wait.op) {
@@ -709,12 +749,20 @@ impl Drop for Relay {
 enum Woken<'a> {
     Ready(usize, Ready<'a>),
     Cancelled(CancelReason),
+    /// The pace's time to report came first.
+    Due,
 }
 
 type ReadyFuture<'a> = Pin<Box<dyn Future<Output = Result<Ready<'a>>> + Send + 'a>>;
 
-/// Sleeps until the end of one of `waits` is reported ready (its index and report), or `cancel` fires.
-async fn wait_first<'a>(ends: &'a [End], waits: &[Wait], cancel: &Cancel) -> Result<Woken<'a>> {
+/// Sleeps until the end of one of `waits` is reported ready (its index and report), `cancel` fires,
+/// or `report_at` (from [`Pacer::due`]) has come.
+async fn wait_first<'a>(
+    ends: &'a [End],
+    waits: &[Wait],
+    cancel: &Cancel,
+    report_at: Option<tokio::time::Instant>,
+) -> Result<Woken<'a>> {
     let mut futures = Vec::with_capacity(waits.len());
     for wait in waits {
         let Fd::Registered(reg) = &ends[wait.end].fd else {
@@ -737,10 +785,12 @@ async fn wait_first<'a>(ends: &'a [End], waits: &[Wait], cancel: &Cancel) -> Res
         }
         Poll::Pending
     });
-    // Biased towards cancellation: an abort wins over an end that is ready again.
+    // Biased towards cancellation: an abort wins over an end that is ready again. Only the wait is
+    // interrupted, never a call.
     tokio::select! {
         biased;
         reason = cancel.cancelled() => Ok(Woken::Cancelled(reason)),
+        () = Pacer::sleep(report_at) => Ok(Woken::Due),
         woken = first => woken,
     }
 }

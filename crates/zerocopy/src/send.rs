@@ -9,6 +9,7 @@
 //! reliably, so they go through a buffer (`read` + `write`).
 
 use std::os::fd::OwnedFd;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -19,7 +20,7 @@ use crate::endpoint::{
     nonblocking_while_used, open_nonblocking, restore_blocking, settle, start_of, End,
 };
 use crate::error::{Error, Result};
-use crate::ready::{Cancel, CancelReason, Registered};
+use crate::ready::{Cancel, CancelReason, Pacer, Registered};
 use crate::sys::{file, sendfile, socket};
 
 const SYSCALL: &str = "sendfile";
@@ -232,7 +233,9 @@ impl SendFile {
         if self.finished {
             return Ok(Attempt::Done);
         }
-        let result = self.try_step_inner(budget).map(|(attempt, _)| attempt);
+        let result = self
+            .try_step_inner(budget, &Pacer::new(None), self.moved)
+            .map(|(attempt, _)| attempt);
         self.settle_if_ended(result)
     }
 
@@ -261,10 +264,21 @@ impl SendFile {
     /// `ERR_STREAM_DESTROYED` when cancelled because the socket was destroyed while still connected.
     /// After an error or completion the file position is settled and the socket restored.
     pub async fn step(&mut self, budget: u64, cancel: &Cancel) -> Result<bool> {
+        self.step_paced(budget, None, cancel).await
+    }
+
+    /// [`step`](Self::step) that also ends (`Ok(false)`) as a [`Pacer`] says: once `pace` has passed
+    /// and bytes have moved. For idle timeouts, which must see every byte.
+    pub async fn step_paced(
+        &mut self,
+        budget: u64,
+        pace: Option<Duration>,
+        cancel: &Cancel,
+    ) -> Result<bool> {
         if self.finished {
             return Ok(true);
         }
-        let result = self.advance(budget, cancel).await;
+        let result = self.advance(budget, Pacer::new(pace), cancel).await;
         self.settle_if_ended(result.map(|done| if done { Attempt::Done } else { Attempt::Budget }))
             .map(|a| a == Attempt::Done)
     }
@@ -273,17 +287,23 @@ impl SendFile {
         self.limit.map_or(u64::MAX, |l| l - self.moved)
     }
 
-    async fn advance(&mut self, budget: u64, cancel: &Cancel) -> Result<bool> {
+    async fn advance(&mut self, budget: u64, pacer: Pacer, cancel: &Cancel) -> Result<bool> {
         let mut left = budget;
+        let started = self.moved;
         loop {
             if let Some(reason) = cancel.reason() {
                 return Err(self.cancelled(reason));
             }
-            match self.try_step_inner(left)? {
+            match self.try_step_inner(left, &pacer, started)? {
                 (Attempt::Done, _) => return Ok(true),
                 (Attempt::Budget, _) => return Ok(false),
                 (Attempt::Blocked, sent) => left = left.saturating_sub(sent),
             }
+            // Bytes moved earlier in this step and the pace has passed: report them before waiting.
+            if pacer.passed(self.moved > started) {
+                return Ok(false);
+            }
+            let report_at = pacer.due(self.moved > started);
             if self.waiter.is_none() {
                 self.waiter = Some(Registered::new(file::dup_cloexec(
                     std::os::fd::AsFd::as_fd(&self.io.socket),
@@ -296,10 +316,11 @@ impl SendFile {
                 return Err(Error::new(Errno::EINVAL, SYSCALL));
             };
             // Biased towards cancellation: an abort wins over a socket that is ready again. Cancelling
-            // can only interrupt the wait, never a write, so `moved` stays exact.
+            // (or the pace's report) can only interrupt the wait, never a write, so `moved` stays exact.
             let sent = tokio::select! {
                 biased;
                 reason = cancel.cancelled() => return Err(self.cancelled(reason)),
+                () = Pacer::sleep(report_at) => return Ok(false),
                 sent = waiter.write_with(|_| io.write_once(moved, want)) => sent?,
             };
             match sent {
@@ -313,15 +334,21 @@ impl SendFile {
         }
     }
 
-    /// `try_step` without settling, returning what it sent too.
-    fn try_step_inner(&mut self, budget: u64) -> Result<(Attempt, u64)> {
+    /// `try_step` without settling, returning what it sent too. The pace ends it like the budget
+    /// once bytes have moved since `started` (a reader fast enough never lets it meet `EAGAIN`).
+    fn try_step_inner(
+        &mut self,
+        budget: u64,
+        pacer: &Pacer,
+        started: u64,
+    ) -> Result<(Attempt, u64)> {
         let before = self.moved;
         let mut left = budget;
         loop {
             if self.remaining() == 0 {
                 return Ok((Attempt::Done, self.moved - before));
             }
-            if left == 0 {
+            if left == 0 || pacer.passed(self.moved > started) {
                 return Ok((Attempt::Budget, self.moved - before));
             }
             let want = self.remaining().min(left);

@@ -101,6 +101,68 @@ fn waits_for_a_slow_tcp_reader_and_moves_in_bounded_steps() {
 }
 
 #[test]
+fn a_paced_step_reports_a_slow_reader_in_time_and_sleeps_through_silence() {
+    let dir = disk_dir();
+    let (path, data) = make_file(dir.path(), "f", 4 << 20, 5);
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    // Reads 64 KiB every 20 ms (about 3 MiB/s): the send takes more than a second, and no 8 MiB
+    // budget would end a step before it is done.
+    let reader = std::thread::spawn(move || {
+        let mut theirs = theirs;
+        let mut out = Vec::new();
+        let mut buf = vec![0; 64 << 10];
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            match theirs.read(&mut buf).unwrap() {
+                0 => return out,
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let rt = runtime();
+    let steps = rt.block_on(async {
+        let mut send = SendFile::open(dup(&ours), Source::path(&path), None, None).unwrap();
+        let pace = Some(Duration::from_millis(100));
+        let mut steps = 1;
+        while !send
+            .step_paced(u64::MAX, pace, &Cancel::new())
+            .await
+            .unwrap()
+        {
+            steps += 1;
+        }
+        steps
+    });
+    drop(ours);
+    assert_eq!(reader.join().unwrap(), data);
+    assert!(
+        steps >= 3,
+        "{steps} steps: a paced step returns while bytes move"
+    );
+
+    // A reader that never reads: once its window is full no byte moves, and a paced step never returns.
+    let (ours, _theirs) = UnixStream::pair().unwrap();
+    rt.block_on(async {
+        let mut send = SendFile::open(dup(&ours), Source::path(&path), None, None).unwrap();
+        let pace = Some(Duration::from_millis(20));
+        // The first step fills the window and reports it; the next has nothing to report.
+        assert!(!send
+            .step_paced(u64::MAX, pace, &Cancel::new())
+            .await
+            .unwrap());
+        let filled = send.bytes();
+        assert!(filled > 0);
+        let quiet = tokio::time::timeout(
+            Duration::from_millis(300),
+            send.step_paced(u64::MAX, pace, &Cancel::new()),
+        )
+        .await;
+        assert!(quiet.is_err(), "a step with nothing to report sleeps on");
+        assert_eq!(send.bytes(), filled);
+    });
+}
+
+#[test]
 fn cancel_wakes_a_send_waiting_on_a_reader_that_never_reads() {
     let dir = disk_dir();
     let (path, _) = make_file(dir.path(), "f", 64 << 20, 4);

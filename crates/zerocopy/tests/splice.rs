@@ -413,7 +413,7 @@ fn head_bytes_reach_each_sink_before_spliced_bytes() {
     let writer = feed(src_peer, data.clone());
     let (r1, r2) = (drain(d1_peer), drain(d2_peer));
     let chain = ChainSpec {
-        src: 0,
+        src: Some(0),
         sinks: vec![1, 2],
         head: b"already read by Node|".to_vec(),
         shutdown: true,
@@ -583,6 +583,64 @@ fn cancel_wakes_a_relay_waiting_on_a_silent_source_and_names_the_cause() {
     cancel.cancel(CancelReason::Destroyed);
     let err = rt.block_on(relay.step(u64::MAX, &cancel)).unwrap_err();
     assert_eq!(err.code(), "ERR_STREAM_DESTROYED");
+}
+
+#[test]
+fn a_paced_step_reports_a_trickle_in_time_and_sleeps_through_silence() {
+    let _serial = serial();
+    let rt = runtime();
+    let (a, mut a_peer) = tcp_pair();
+    let (b, b_peer) = tcp_pair();
+    let mut relay = Relay::proxy(dup(&a), dup(&b)).unwrap();
+    let reader = drain(b_peer);
+    let pace = Some(Duration::from_millis(50));
+    rt.block_on(async {
+        for key in 0..3u8 {
+            // One keystroke: an unpaced step would wait for the budget or the end of stream.
+            a_peer.write_all(&[b'a' + key]).unwrap();
+            assert!(!relay
+                .step_paced(u64::MAX, pace, &Cancel::new())
+                .await
+                .unwrap());
+            assert_eq!(relay.bytes(0), vec![u64::from(key) + 1]);
+            assert_eq!(relay.read(0), u64::from(key) + 1);
+        }
+        let quiet = tokio::time::timeout(
+            Duration::from_millis(300),
+            relay.step_paced(u64::MAX, pace, &Cancel::new()),
+        )
+        .await;
+        assert!(quiet.is_err(), "a step with nothing to report sleeps on");
+    });
+    // The keystrokes reached b's peer as they were typed.
+    drop((relay, a, b));
+    let (got, _) = reader.join().unwrap();
+    assert_eq!(got, b"abc");
+}
+
+#[test]
+fn a_chain_without_a_source_delivers_its_head_and_ends() {
+    let _serial = serial();
+    let (d1, d1_peer) = tcp_pair();
+    let (d2, d2_peer) = tcp_pair();
+    let (r1, r2) = (drain(d1_peer), drain(d2_peer));
+    let chain = ChainSpec {
+        src: None,
+        sinks: vec![0, 1],
+        head: b"the last bytes, read by Node with the end of stream".to_vec(),
+        shutdown: true,
+    };
+    let mut relay = Relay::new(vec![dup(&d1), dup(&d2)], vec![chain], None).unwrap();
+    run_to_end(&mut relay);
+    assert!(relay.is_chain_done(0));
+    assert_eq!(relay.read(0), 0);
+    assert_eq!(relay.bytes(0), vec![51, 51]);
+    for reader in [r1, r2] {
+        assert_eq!(
+            reader.join().unwrap().0,
+            b"the last bytes, read by Node with the end of stream"
+        );
+    }
 }
 
 #[test]

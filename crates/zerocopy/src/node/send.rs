@@ -12,7 +12,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use super::error::{invalid, to_napi};
-use super::task::{budget_of, cancel_reason, to_js_number, to_u64, Blocking};
+use super::task::{budget_of, cancel_reason, pace_of, to_js_number, to_u64, Blocking};
 use crate::copy::Source;
 use crate::ready::{Cancel, CancelReason};
 use crate::send::{Attempt, SendFile};
@@ -130,10 +130,11 @@ async fn step(
     cancel: &Cancel,
     bytes: &AtomicU64,
     budget: u64,
+    pace: Option<std::time::Duration>,
 ) -> crate::Result<SendProgress> {
     let mut guard = state.lock().await;
     let result = match &mut *guard {
-        State::Running(send) => send.step(budget, cancel).await,
+        State::Running(send) => send.step_paced(budget, pace, cancel).await,
         State::Pending(_) => return open_and_try(&mut guard, bytes, budget),
         State::Ended => return Err(ended()),
     };
@@ -217,22 +218,27 @@ impl SendJob {
             .map_err(to_napi)
     }
 
-    /// Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed.
+    /// Sends up to `budget` bytes (Infinity: to the end), waiting on readiness as needed. With
+    /// `paceMs`, also returns once that long has passed and bytes have moved (for idle timeouts:
+    /// every byte is heard of in time).
     #[napi(ts_return_type = "Promise<SendProgress>")]
     pub fn step<'env>(
         &self,
         env: &'env Env,
         budget: f64,
+        pace_ms: Option<f64>,
     ) -> napi::Result<PromiseRaw<'env, SendProgress>> {
         let (state, cancel, bytes) = (
             Arc::clone(&self.state),
             self.cancel.clone(),
             Arc::clone(&self.bytes),
         );
-        let budget = budget_of(budget);
-        env.spawn_future(
-            async move { step(&state, &cancel, &bytes, budget).await.map_err(to_napi) },
-        )
+        let (budget, pace) = (budget_of(budget), pace_of(pace_ms));
+        env.spawn_future(async move {
+            step(&state, &cancel, &bytes, budget, pace)
+                .await
+                .map_err(to_napi)
+        })
     }
 
     /// Wakes and ends a waiting or running step: "abort" (AbortSignal) or "destroyed" (the socket was

@@ -51,6 +51,13 @@ pub(crate) fn budget_of(budget: f64) -> u64 {
     }
 }
 
+/// A step's pace from JavaScript, in milliseconds: none for `undefined`, zero, or anything not finite.
+pub(crate) fn pace_of(pace_ms: Option<f64>) -> Option<std::time::Duration> {
+    pace_ms
+        .filter(|ms| ms.is_finite() && *ms > 0.0)
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+}
+
 /// Why JavaScript cancels a job: "destroyed" (a socket was destroyed), anything else an abort.
 pub(crate) fn cancel_reason(reason: &str) -> crate::ready::CancelReason {
     match reason {
