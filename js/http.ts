@@ -4,16 +4,17 @@
  * HTTP semantics follow the `send` package (what express.static uses), built from the same pillarjs
  * helpers: range-parser, fresh, etag and mime-types.
  */
-import { close, constants as fsConstants, createReadStream, fstat, open, read } from 'node:fs';
+import { constants as fsConstants, fstat, open } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, posix } from 'node:path';
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 
 import etag from 'etag';
 import fresh from 'fresh';
 import { contentType as mimeContentType } from 'mime-types';
 import parseRange from 'range-parser';
 
+import { closeQuietly, readAt } from './fdio.js';
 import { fromNative, invalidArgType, invalidArgValue, withBytes, type ErrnoError } from './errors.js';
 import { linuxPaths, native } from './native.js';
 import { requireLinux } from './portable.js';
@@ -77,10 +78,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-function closeQuietly(fd: number): void {
-  close(fd, () => {});
 }
 
 /** Maps a failed open to a status: never reveal more than "not found" / "forbidden". */
@@ -393,7 +390,6 @@ async function respond(
     return { status, bytes: 0, mechanism: NO_BODY };
   }
   const socket = res.socket;
-  let streamed: ReturnType<typeof createReadStream> | undefined;
   try {
     if (length < INLINE_BODY_LIMIT) {
       // One buffer: headers and body leave in one write.
@@ -402,11 +398,13 @@ async function respond(
       await finished(res);
       return { status, bytes: length, mechanism: 'readwrite' };
     }
-    if (!socket || (socket as { encrypted?: boolean }).encrypted) {
-      streamed = createReadStream('', { fd: file.fd, start, end: start + length - 1, autoClose: false, highWaterMark: 256 * 1024 });
-      await pipeline(streamed, res, signal ? { signal } : {});
-      return { status, bytes: length, mechanism: 'stream' };
+    if (!socket) {
+      const err = new Error('Cannot serve a file: the response has no socket (the connection is gone)') as ErrnoError;
+      err.code = 'ERR_STREAM_DESTROYED';
+      throw err;
     }
+    // Straight into the socket after the headers: sendFile falls back to its stream for TLS, and for
+    // sockets without an fd (Deno's, Bun's HTTP server's).
     res.flushHeaders();
     const sent = await sendFile(socket, file.fd, { offset: start, length, signal });
     if (sent.bytes !== length) {
@@ -419,7 +417,7 @@ async function respond(
   } catch (err) {
     // The headers promised Content-Length bytes: a short body must not look complete.
     res.destroy();
-    throw withBytes(err, (err as ErrnoError).bytesTransferred ?? streamed?.bytesRead ?? 0);
+    throw withBytes(err, (err as ErrnoError).bytesTransferred ?? 0);
   }
 }
 
@@ -427,7 +425,7 @@ async function readRange(fd: number, start: number, length: number): Promise<Buf
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
-    const n = await new Promise<number>((resolve, reject) => read(fd, buf, got, length - got, start + got, (e, b) => (e ? reject(e) : resolve(b))));
+    const n = await readAt(fd, buf, got, length - got, start + got);
     if (n === 0) {
       const err = new Error(`the file ended at byte ${start + got} while sending bytes ${start}..${start + length} (was it truncated?)`) as ErrnoError;
       err.code = 'ERR_FILE_TRUNCATED';

@@ -91,6 +91,8 @@ export interface Roles {
 export function missingInternal(socket: Socket, roles: Roles): string | undefined {
   const s = inside(socket);
   const handle = s._handle;
+  // Connected and alive, yet no handle: not a socket libuv runs (Bun's HTTP server sockets).
+  if (handle == null && !socket.connecting && !socket.destroyed) return '_handle';
   if (handle != null && typeof handle.fd !== 'number') return '_handle.fd';
   if (handle != null && !socket.connecting && (handle.fd as number) < 0) return '_handle.fd';
   if (typeof s._unrefTimer !== 'function') return '_unrefTimer';

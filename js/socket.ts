@@ -1,13 +1,14 @@
 /**
  * Sending files into sockets: `sendFile`.
  */
-import { fstat, read, type Stats } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 
 import { abortError, failure, invalidArgType, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg, type Resolved } from './fd.js';
+import { fdStat, readAt } from './fdio.js';
 import { linuxPaths, native, type SendProgress } from './native.js';
 import { requireLinux } from './portable.js';
 import { onAbort } from './signal.js';
@@ -58,6 +59,9 @@ const CACHED_BUDGET = 4 * 1024 * 1024;
 
 /** Bytes per step when someone is watching (signal or progress). */
 const WATCHED_STEP = 8 * 1024 * 1024;
+
+/** How long the stream fallback waits before reading a FIFO that had nothing to read again. */
+const FIFO_POLL_MS = 10;
 
 /** Chunk size of the stream fallback. */
 const STREAM_CHUNK = 256 * 1024;
@@ -201,26 +205,36 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
 /**
  * TLS and other sockets without a usable fd: read chunks and write them through the stream, with
  * backpressure. Positions follow the native path: a path starts at `offset ?? 0`; an fd without
- * `offset` is read from (and advances) its own position.
+ * `offset` is read from (and advances) its own position. A path is opened non-blocking, as the
+ * native path does, so a FIFO without a writer cannot hang the open (its reads then wait in
+ * {@link FIFO_POLL_MS} steps); fds are read through the addon where it can (see fdio.ts).
  */
 async function sendStream(hold: Hold, plan: Plan): Promise<SendResult> {
   const { signal, onProgress } = plan;
   let handle: FileHandle | undefined;
   let sent = 0;
   try {
-    if (plan.file.path !== undefined) handle = await open(plan.file.path, 'r');
+    if (plan.file.path !== undefined) handle = await open(plan.file.path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
     const fd = handle ? handle.fd : (plan.file.fd as number);
-    const st = await new Promise<Stats>((res, rej) => fstat(fd, (e, s) => (e ? rej(e) : res(s))));
+    const st = await fdStat(fd);
     // With a known start (a path, or an explicit offset) the regular file's size bounds the send.
     const start = plan.offset ?? (handle ? 0 : undefined);
-    const bounded = st.isFile() && st.size > 0 && start !== undefined;
+    const bounded = st.kind === 'file' && st.size > 0 && start !== undefined;
     const total = bounded ? Math.max(0, Math.min(plan.length ?? Infinity, st.size - start)) : (plan.length ?? Infinity);
     const buf = Buffer.allocUnsafe(Math.min(STREAM_CHUNK, Math.max(1, total)));
     while (sent < total) {
       if (signal?.aborted) throw abortError(signal);
       const want = Math.min(buf.length, total - sent);
       const position = start === undefined ? null : start + sent;
-      const bytesRead = await new Promise<number>((res, rej) => read(fd, buf, 0, want, position, (e, n) => (e ? rej(e) : res(n))));
+      let bytesRead: number;
+      try {
+        bytesRead = await readAt(fd, buf, 0, want, position);
+      } catch (err) {
+        // A FIFO (or other stream) opened non-blocking with nothing to read yet.
+        if ((err as ErrnoError).code !== 'EAGAIN') throw err;
+        await new Promise((resolve) => setTimeout(resolve, FIFO_POLL_MS));
+        continue;
+      }
       if (bytesRead === 0) {
         if (!bounded) break;
         const err = new Error(`the file ended at byte ${(start ?? 0) + sent} while sending bytes ${start}..${(start ?? 0) + total} (was it truncated?)`) as ErrnoError;

@@ -166,6 +166,12 @@ export declare function capabilities(path?: Buffer | undefined | null): Promise<
 /** The synchronous twin of `capabilities`. */
 export declare function capabilitiesSync(path?: Buffer | undefined | null): NativeCapabilities
 
+/**
+ * Closes an fd `openFile` handed to JavaScript, which gives up the number with this call. As with
+ * `fdInfo`: Deno's `fs.close` refuses fds it did not open, and would leak this one.
+ */
+export declare function closeFd(fd: number): void
+
 /** One `copy_file_range(2)` call on the thread pool. Resolves to the bytes copied (0 at end of file). */
 export declare function copyFileRange(fdIn: number, fdOut: number, offsetIn: number | undefined | null, offsetOut: number | undefined | null, length: number): Promise<number>
 
@@ -239,6 +245,19 @@ export declare function fadvise(fd: number, offset: number, length: number, advi
 
 /** `posix_fadvise(2)` on the calling thread. */
 export declare function fadviseSync(fd: number, offset: number, length: number, advice: string): void
+
+/**
+ * `fstat(2)` of an fd, for the stream fallbacks. They read fds this addon opened, and some runtimes'
+ * `fs` refuses fds it did not open itself (Deno's keeps a table of its own).
+ */
+export declare function fdInfo(fd: number): FdInfo
+
+/** An fd's kind and size, as the stream fallbacks need them. */
+export interface FdInfo {
+  /** "file" | "directory" | "other" */
+  kind: string
+  size: number
+}
 
 /** How much of a file is in the page cache (`mincore` over a temporary, untouched mapping). */
 export declare function fileResidency(path?: Buffer | undefined | null, fd?: number | undefined | null): NativeResidency
@@ -373,6 +392,13 @@ export interface PipePoolStats {
 
 /** `pipe2` on the calling thread. */
 export declare function pipeSync(size?: number | undefined | null, nonblock?: boolean | undefined | null): PipeFds
+
+/**
+ * `pread(2)` (`read(2)` without a position) into `buffer[offset..offset + length]`, on the thread
+ * pool, for the same reason as `fdInfo`. Works on a duplicate of `fd`, so closing it meanwhile is
+ * safe. Resolves with the bytes read: 0 at end of file.
+ */
+export declare function readAt(fd: number, buffer: Buffer, offset: number, length: number, position?: number | undefined | null): Promise<number>
 
 /** `FICLONE` (or `FICLONERANGE` with a range) on the thread pool. */
 export declare function reflink(fdIn: number, fdOut: number, range?: ReflinkRange | undefined | null): Promise<void>

@@ -368,12 +368,43 @@ impl SendFile {
     }
 
     fn settle_if_ended(&mut self, result: Result<Attempt>) -> Result<Attempt> {
+        let result = match result {
+            Ok(Attempt::Done) => self.shrank_under_send().map_or(Ok(Attempt::Done), Err),
+            other => other,
+        };
         if !matches!(result, Ok(Attempt::Blocked | Attempt::Budget)) {
             self.finish();
         }
         result.map_err(|e| match &self.io.file.path {
             Some(p) => e.with_path(p),
             None => e,
+        })
+    }
+
+    /// After the last `sendfile`: whether the file now ends before the bytes it sent. `sendfile(2)`
+    /// queues references to the file's pages, not copies, so truncating the file while those bytes
+    /// are still in the socket buffers (on loopback: until the peer reads them) zeroes them there —
+    /// the rest of the page, or large folio, that holds the new end. The bytes reached the socket,
+    /// but the peer may receive zeros for some of them: that send is reported as truncated rather
+    /// than complete. One `fstat`; a truncation after it, while bytes are still queued, is not seen
+    /// (only copying could guard against that: replace files by renaming a new one over them).
+    fn shrank_under_send(&self) -> Option<Error> {
+        if self.io.mechanism != SendMechanism::Sendfile || self.moved == 0 {
+            return None;
+        }
+        let end = self.io.file.at(self.moved)?;
+        let size = file::fstat(&self.io.file.fd).ok()?.st_size;
+        (size < end).then(|| {
+            let start = self.io.file.start.unwrap_or(0);
+            Error::custom(
+                "ERR_FILE_TRUNCATED",
+                Errno::ENODATA,
+                SYSCALL,
+                format!(
+                    "the file shrank to {size} bytes while bytes {start}..{end} were being sent: the \
+                     peer may receive zeros past byte {size} (was it truncated?)"
+                ),
+            )
         })
     }
 
@@ -424,5 +455,48 @@ impl SendFile {
 impl Drop for SendFile {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// Sends all of a file into a socket nobody reads (it all fits in the buffers), stopping just
+    /// before the completion check; `cut` truncates the file at that moment.
+    fn sent_then(cut: Option<i64>) -> (Result<Attempt>, UnixStream) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 10_000]).unwrap();
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let mut send =
+            SendFile::open(OwnedFd::from(ours), Source::Path(path.clone()), None, None).unwrap();
+        let (attempt, sent) = send.try_step_inner(u64::MAX, &Pacer::new(None), 0).unwrap();
+        assert_eq!((attempt, sent), (Attempt::Done, 10_000));
+        if let Some(at) = cut {
+            file::ftruncate(
+                std::fs::File::options().write(true).open(&path).unwrap(),
+                at,
+            )
+            .unwrap();
+        }
+        (send.settle_if_ended(Ok(Attempt::Done)), peer)
+    }
+
+    #[test]
+    fn a_file_that_shrank_under_its_queued_bytes_is_reported_truncated() {
+        let (result, _peer) = sent_then(Some(4_321));
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), "ERR_FILE_TRUNCATED");
+        assert!(err.to_string().contains("shrank to 4321 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_kept_its_size_completes() {
+        assert_eq!(sent_then(None).0.unwrap(), Attempt::Done);
     }
 }

@@ -12,7 +12,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag};
 
 use super::error::to_napi;
-use super::task::to_js_number;
+use super::task::{to_js_number, Blocking};
 use crate::sys::file;
 
 /// An opened file, as `serveFile` needs it: its stat, and either the fd or (small files) the body.
@@ -128,4 +128,64 @@ pub fn open_file(root: Option<Buffer>, path: Buffer, inline_limit: f64) -> Async
             0
         },
     })
+}
+
+/// An fd's kind and size, as the stream fallbacks need them.
+#[napi(object)]
+pub struct FdInfo {
+    /// "file" | "directory" | "other"
+    pub kind: String,
+    pub size: f64,
+}
+
+/// `fstat(2)` of an fd, for the stream fallbacks. They read fds this addon opened, and some runtimes'
+/// `fs` refuses fds it did not open itself (Deno's keeps a table of its own).
+#[napi(js_name = "fdInfo")]
+pub fn fd_info(fd: i32) -> napi::Result<FdInfo> {
+    let fd = file::dup_raw(fd).map_err(to_napi)?;
+    let st = file::fstat(&fd).map_err(to_napi)?;
+    Ok(FdInfo {
+        kind: match file::file_type(&st) {
+            SFlag::S_IFREG => "file",
+            SFlag::S_IFDIR => "directory",
+            _ => "other",
+        }
+        .to_owned(),
+        size: to_js_number(st.st_size.max(0) as u64),
+    })
+}
+
+/// Closes an fd `openFile` handed to JavaScript, which gives up the number with this call. As with
+/// `fdInfo`: Deno's `fs.close` refuses fds it did not open, and would leak this one.
+#[napi(js_name = "closeFd")]
+pub fn close_fd(fd: i32) -> napi::Result<()> {
+    // SAFETY: the TS layer calls this once, for an fd it received from `openFile` and owns, and
+    // forgets the number afterwards.
+    unsafe { file::close_raw(fd) }.map_err(to_napi)
+}
+
+/// `pread(2)` (`read(2)` without a position) into `buffer[offset..offset + length]`, on the thread
+/// pool, for the same reason as `fdInfo`. Works on a duplicate of `fd`, so closing it meanwhile is
+/// safe. Resolves with the bytes read: 0 at end of file.
+#[napi(js_name = "readAt", ts_return_type = "Promise<number>")]
+pub fn read_at(
+    fd: i32,
+    mut buffer: Buffer,
+    offset: u32,
+    length: u32,
+    position: Option<i64>,
+) -> napi::Result<AsyncTask<Blocking<u32>>> {
+    let (start, len) = (offset as usize, length as usize);
+    if start
+        .checked_add(len)
+        .map_or(true, |end| end > buffer.len())
+    {
+        return Err(super::error::invalid("length"));
+    }
+    let fd = file::dup_raw(fd).map_err(to_napi)?;
+    Ok(AsyncTask::new(Blocking::new(move || {
+        let n = file::read_at(&fd, &mut buffer[start..start + len], position)?;
+        // At most `length` (a u32) bytes were asked for.
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    })))
 }

@@ -100,6 +100,21 @@ pub fn dup_raw(fd: i32) -> Result<OwnedFd> {
     dup_cloexec(borrowed)
 }
 
+/// `close(2)` of a raw fd number received from JavaScript, which hands its ownership over (the fds
+/// `openFile` gave it). Negative numbers give EBADF; an error of `close` itself is reported, but
+/// the number is released either way (Linux never leaves it open).
+///
+/// # Safety
+/// `fd` must be an open descriptor the caller owns, and nothing may use the number afterwards.
+pub unsafe fn close_raw(fd: i32) -> Result<()> {
+    if fd < 0 {
+        return Err(crate::Error::new(Errno::EBADF, "close"));
+    }
+    // SAFETY: the caller hands over ownership of the open descriptor `fd`.
+    let owned = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    unistd::close(owned).syscall("close")
+}
+
 /// `fstat(2)`.
 pub fn fstat(fd: impl AsFd) -> Result<FileStat> {
     stat::fstat(fd.as_fd()).syscall("fstat")
