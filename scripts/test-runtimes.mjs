@@ -4,6 +4,8 @@
 //   node scripts/test-runtimes.mjs --node     the uvu suites on Node 20, 22, 24 and 26
 //   node scripts/test-runtimes.mjs --others   __test__/runtimes/suite.mjs on Bun and Deno
 //   node scripts/test-runtimes.mjs            both
+//   --except-own                              skips the pinned Node that is this very Node (CI: `npm test`
+//                                             has just run the same suites on it)
 //
 // Each runtime comes from the npm registry, pinned, through scripts/runtimes.mjs (cached). Prints a
 // summary table (Markdown, for the README's runtime table) and exits 1 if anything failed on any runtime.
@@ -22,8 +24,10 @@ const OTHERS = ['bun', 'deno'];
 const RUN_TIMEOUT_MS = 15 * 60 * 1000;
 
 const args = process.argv.slice(2);
-const wantNode = args.length === 0 || args.includes('--node');
-const wantOthers = args.length === 0 || args.includes('--others');
+const neither = !args.includes('--node') && !args.includes('--others');
+const wantNode = neither || args.includes('--node');
+const wantOthers = neither || args.includes('--others');
+const exceptOwn = args.includes('--except-own');
 
 /** Runs a command with its output prefixed and passed through; resolves with its status and output. */
 function run(label, cmd, argv, env = {}) {
@@ -70,6 +74,10 @@ let failed = false;
 
 if (wantNode) {
   for (const name of NODES) {
+    if (exceptOwn && process.version === `v${RUNTIMES[name].version}`) {
+      rows.push({ runtime: `Node ${RUNTIMES[name].version}`, ran: 'all uvu suites: this machine\'s own Node, run by `npm test`', result: 'see npm test', seconds: 0 });
+      continue;
+    }
     const bin = ensureRuntime(name);
     const main = await run(name, bin, [uvu, '--no-color', '__test__', '\\.test\\.mjs$', '--ignore', 'portable']);
     const portable = await run(`${name} portable`, bin, [uvu, '--no-color', '__test__', 'portable\\.test\\.mjs$'], { ZEROCOPY_PORTABLE: '1' });
