@@ -368,6 +368,16 @@ const nothing = { bytes: 0, clean: false, mismatch: undefined };
  */
 const peerOf = (accepted, settled) => Promise.race([accepted, settled.then((o) => ('error' in o ? sleep(200).then(() => undefined) : accepted))]);
 
+/** Truncates `file` (of `size` bytes) at a random offset within the next 10 ms: mid-send, usually. */
+function truncateSoon(report, rng, file, size) {
+  const at = rng.int(0, size - 1);
+  setTimeout(() => {
+    report.note = `file of ${size} truncated to ${at}${report.result ? ' after the send' : ''}`;
+    report.truncatedAt = at;
+    truncateSync(file, at);
+  }, rng.int(0, 10));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Operations: each sets up its peers, runs the operation with the fault, and checks what happened.
 
@@ -404,14 +414,7 @@ async function opSendFile(report, rng, own) {
   const got = receive(client, expected, readerFor(fault, rng, size));
   const socket = own.add(await server.accepted);
   armIdle(report, socket, 'a send');
-  if (fault === 'truncate') {
-    const at = rng.int(0, size - 1);
-    setTimeout(() => {
-      report.note = `file of ${size} truncated to ${at}${report.result ? ' after the send' : ''}`;
-      report.truncatedAt = at;
-      truncateSync(file, at);
-    }, rng.int(0, 10));
-  }
+  if (fault === 'truncate') truncateSoon(report, rng, file, size);
   const o = await outcome(sendFile(socket, file, { signal }));
   report.settled(o);
   socket.setTimeout(0);
@@ -440,14 +443,7 @@ async function opServeFile(report, rng, own) {
     req.socket.on('error', noop);
     armIdle(report, req.socket, 'a response');
     if (fault === 'abort') setTimeout(() => ac.abort(), rng.int(0, 20));
-    if (fault === 'truncate') {
-      const at = rng.int(0, size - 1);
-      setTimeout(() => {
-        report.note = `file of ${size} truncated to ${at}${report.result ? ' after the send' : ''}`;
-        report.truncatedAt = at;
-        truncateSync(file, at);
-      }, rng.int(0, 10));
-    }
+    if (fault === 'truncate') truncateSoon(report, rng, file, size);
     served = outcome(serveFile(req, res, file, { signal }));
   });
   const port = await listen(server);
