@@ -51,6 +51,22 @@ interface NativeRecord {
   dest?: string;
 }
 
+/**
+ * The core's messages name its own (Rust) API where they suggest what to do instead; these are the
+ * JavaScript API's names for the same things.
+ */
+const VOCABULARY: readonly (readonly [core: string, js: string])[] = [
+  ['(relay streams with relay::Relay)', '(move streams with pipe())'],
+  ['(copy files with copy::copy)', '(use copyFile)'],
+  ['CopyOptions::dst_offset', 'dstOffset'],
+  ['(set OpenOptions::fallback to Fallback::Buffered for buffered I/O', "(pass fallback 'buffered' to use buffered I/O"],
+];
+
+function inJsTerms(message: string): string {
+  for (const [core, js] of VOCABULARY) message = message.replace(core, js);
+  return message;
+}
+
 function parseRecord(message: string): NativeRecord | undefined {
   if (!message.startsWith('{"zerocopy-error":1,')) return undefined;
   try {
@@ -69,7 +85,7 @@ export function fromNative(err: unknown): unknown {
   const record = parseRecord(err.message);
   if (record === undefined) return err;
   if (record.code === 'ABORT_ERR') return new AbortError();
-  const out = new Error(record.message) as ErrnoError;
+  const out = new Error(inJsTerms(record.message)) as ErrnoError;
   if (record.errno !== undefined) out.errno = -record.errno;
   out.code = record.code;
   out.syscall = record.syscall;

@@ -248,10 +248,9 @@ impl CopyJob {
             .map_err(fail)?
             .contains(OFlag::O_APPEND);
         if append && options.dst_offset.is_some() {
-            return Err(fail(
-                Error::new(Errno::EINVAL, SYSCALL)
-                    .with_detail("an O_APPEND destination cannot take dstOffset"),
-            ));
+            return Err(fail(Error::new(Errno::EINVAL, SYSCALL).with_detail(
+                "an O_APPEND destination cannot take CopyOptions::dst_offset",
+            )));
         }
 
         let src_owned = src_path.is_some();

@@ -37,7 +37,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, PosixFadviseAdvice};
 use nix::sys::stat::{Mode, SFlag};
 
-use crate::error::{Error, Result, SyscallExt};
+use crate::error::{Code, Error, Result, SyscallExt};
 use crate::sys::direct::{self as sys, AlignedBuf};
 use crate::sys::file;
 use crate::sys::probe::{self, DirectIoAlignment};
@@ -54,7 +54,7 @@ const BOUNCE_SPAN: usize = 1 << 20;
 const BUFFERED_CHUNK: usize = 8 << 20;
 
 /// The code of the error for a filesystem that refuses `O_DIRECT`.
-pub const UNSUPPORTED: &str = "ERR_DIRECT_IO_UNSUPPORTED";
+pub const UNSUPPORTED: &str = Code::DirectIoUnsupported.as_str();
 
 /// How the bytes of a [`DirectFile`] move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -652,8 +652,8 @@ fn is_directory(path: &Path) -> bool {
 
 fn unsupported(path: &Path) -> Error {
     Error::new(Errno::EINVAL, "open")
-        .with_code(UNSUPPORTED)
-        .with_detail("this filesystem does not support O_DIRECT (pass fallback 'buffered' to use buffered I/O that leaves the page cache alone)")
+        .with_code(Code::DirectIoUnsupported)
+        .with_detail("this filesystem does not support O_DIRECT (set OpenOptions::fallback to Fallback::Buffered for buffered I/O that leaves the page cache alone)")
         .with_path(path)
 }
 

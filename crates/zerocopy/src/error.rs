@@ -18,11 +18,52 @@ pub struct Error {
     path: Option<PathBuf>,
     dest: Option<PathBuf>,
     detail: Option<Cow<'static, str>>,
-    /// A code of this crate's own (e.g. `ERR_FILE_TRUNCATED`) replacing the errno name as `code`.
-    custom: Option<&'static str>,
-    /// Whether `errno` is what the kernel said (false for [`Error::custom`] failures, which are not
-    /// one errno: JavaScript then sees no `errno`).
-    has_errno: bool,
+    /// A code of this crate's own replacing the errno name as `code`.
+    own: Option<Code>,
+}
+
+/// The codes of this crate's own: failures that are not one errno, or an errno that means something
+/// more precise here. [`Error::code`] names them; [`Error::own_code`] lets Rust callers match them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Code {
+    /// `ABORT_ERR`: stopped by the caller (an AbortSignal on the JavaScript side).
+    Aborted,
+    /// `ERR_FILE_TRUNCATED`: the file ended, or shrank, while it was being sent.
+    FileTruncated,
+    /// `ERR_STREAM_DESTROYED`: the job (a send, a relay) was used after it was closed.
+    Closed,
+    /// `ERR_STREAM_DESTROYED`: a socket was destroyed (cancelled from outside) while its connection
+    /// was still fine.
+    SocketDestroyed,
+    /// `ERR_DIRECT_IO_UNSUPPORTED`: the filesystem refused `O_DIRECT` (the kernel's `EINVAL`, kept).
+    DirectIoUnsupported,
+}
+
+impl Code {
+    /// The name the error's `code` shows, e.g. `"ERR_FILE_TRUNCATED"`. [`Code::Closed`] and
+    /// [`Code::SocketDestroyed`] share Node's `ERR_STREAM_DESTROYED`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Code::Aborted => "ABORT_ERR",
+            Code::FileTruncated => "ERR_FILE_TRUNCATED",
+            Code::Closed | Code::SocketDestroyed => "ERR_STREAM_DESTROYED",
+            Code::DirectIoUnsupported => "ERR_DIRECT_IO_UNSUPPORTED",
+        }
+    }
+
+    /// Whether an error with this code still carries the kernel's errno. Only a code that renames a
+    /// real failure does; the others are not one errno (JavaScript then sees no `errno`), and the
+    /// error's errno is just the nearest one, for Rust callers (`io::Error` conversion).
+    pub fn keeps_errno(self) -> bool {
+        matches!(self, Code::DirectIoUnsupported)
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Result alias used by every function in this crate.
@@ -37,44 +78,40 @@ impl Error {
             path: None,
             dest: None,
             detail: None,
-            custom: None,
-            has_errno: true,
+            own: None,
         }
     }
 
-    /// A failure with a code of this crate's own rather than an errno, e.g.
-    /// `Error::custom("ERR_FILE_TRUNCATED", "sendfile", "…")`. `errno` stays as the nearest errno
-    /// for Rust callers (`io::Error` conversion); JavaScript sees only the code.
+    /// A failure with a code of this crate's own, e.g.
+    /// `Error::custom(Code::FileTruncated, Errno::ENODATA, "sendfile", "…")`. `errno` is the nearest
+    /// errno, for Rust callers; unless [`Code::keeps_errno`], JavaScript sees only the code.
     pub fn custom(
-        code: &'static str,
+        code: Code,
         errno: Errno,
         syscall: &'static str,
         detail: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Error {
-            custom: Some(code),
-            detail: Some(detail.into()),
-            has_errno: false,
-            ..Error::new(errno, syscall)
-        }
+        Error::new(errno, syscall)
+            .with_code(code)
+            .with_detail(detail)
     }
 
     /// The error of a transfer stopped by the caller's AbortSignal: `ABORT_ERR`, which the TypeScript
     /// layer turns into the signal's own `AbortError`.
     pub fn aborted(syscall: &'static str) -> Self {
         Error::custom(
-            "ABORT_ERR",
+            Code::Aborted,
             Errno::ECANCELED,
             syscall,
             "The operation was aborted",
         )
     }
 
-    /// Replaces the errno name as the error's `code` with a name of this crate's own, keeping the
-    /// errno (e.g. `ERR_DIRECT_IO_UNSUPPORTED` for the kernel's `EINVAL` at open).
+    /// Replaces the errno name as the error's `code` with a code of this crate's own, keeping the
+    /// errno (e.g. [`Code::DirectIoUnsupported`] for the kernel's `EINVAL` at open).
     #[must_use]
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        self.custom = Some(code);
+    pub fn with_code(mut self, code: Code) -> Self {
+        self.own = Some(code);
         self
     }
 
@@ -116,15 +153,20 @@ impl Error {
 
     /// The symbolic code, e.g. `"EBADF"`, or the crate's own code for [`Error::custom`] errors.
     pub fn code(&self) -> String {
-        match self.custom {
-            Some(code) => code.to_owned(),
+        match self.own {
+            Some(code) => code.as_str().to_owned(),
             None => format!("{:?}", self.errno),
         }
     }
 
-    /// Whether `errno` is what the kernel reported (false for [`Error::custom`] failures).
+    /// The crate's own code, if the error has one.
+    pub fn own_code(&self) -> Option<Code> {
+        self.own
+    }
+
+    /// Whether `errno` is what the kernel reported (false for most [`Error::custom`] failures).
     pub fn has_errno(&self) -> bool {
-        self.has_errno
+        !matches!(self.own, Some(code) if !code.keeps_errno())
     }
 
     /// The name of the failing system call, e.g. `"copy_file_range"`.
@@ -191,9 +233,14 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Keeps everything: the `io::Error`'s kind is the errno's, its message the whole [`Display`](fmt::Display)
+/// (code, detail, syscall, paths), and [`std::io::Error::get_ref`] gives back the [`Error`] itself
+/// (`raw_os_error()` is `None`, as for every `io::Error` built with a payload; ask the inner error's
+/// [`errno`](Error::errno)).
 impl From<Error> for std::io::Error {
     fn from(err: Error) -> Self {
-        std::io::Error::from_raw_os_error(err.errno as i32)
+        let kind = std::io::Error::from_raw_os_error(err.errno as i32).kind();
+        std::io::Error::new(kind, err)
     }
 }
 
@@ -241,7 +288,7 @@ mod tests {
             "EINVAL: source and destination are the same file, copy"
         );
         let err = Error::new(Errno::EINVAL, "open")
-            .with_code("ERR_DIRECT_IO_UNSUPPORTED")
+            .with_code(Code::DirectIoUnsupported)
             .with_detail("O_DIRECT is not supported here")
             .with_path("/mnt/x");
         assert_eq!(err.errno(), Errno::EINVAL);
@@ -249,6 +296,32 @@ mod tests {
             err.to_string(),
             "ERR_DIRECT_IO_UNSUPPORTED: O_DIRECT is not supported here, open '/mnt/x'"
         );
+    }
+
+    #[test]
+    fn own_codes_say_whether_errno_is_the_kernels() {
+        let err = Error::custom(Code::FileTruncated, Errno::ENODATA, "sendfile", "short");
+        assert_eq!(
+            (err.code(), err.has_errno()),
+            ("ERR_FILE_TRUNCATED".into(), false)
+        );
+        assert_eq!(err.own_code(), Some(Code::FileTruncated));
+        let err = Error::new(Errno::EINVAL, "open").with_code(Code::DirectIoUnsupported);
+        assert!(err.has_errno());
+        assert!(Error::new(Errno::EBADF, "read").has_errno());
+        assert_eq!(Code::Closed.as_str(), Code::SocketDestroyed.as_str());
+    }
+
+    #[test]
+    fn io_error_keeps_path_and_detail() {
+        let err = Error::new(Errno::ENOENT, "open")
+            .with_path("/missing")
+            .with_detail("gone");
+        let io: std::io::Error = err.clone().into();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(io.to_string(), "ENOENT: gone, open '/missing'");
+        let inner = io.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        assert_eq!(inner, Some(&err));
     }
 
     #[test]

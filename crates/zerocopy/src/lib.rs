@@ -47,4 +47,4 @@ pub mod sys;
 mod node;
 
 #[cfg(target_os = "linux")]
-pub use error::{Errno, Error, Result};
+pub use error::{Code, Errno, Error, Result};

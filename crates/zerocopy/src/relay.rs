@@ -48,7 +48,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::SFlag;
 
 use crate::endpoint::{nonblocking_while_used, restore_blocking};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::ready::{Cancel, CancelReason, Pacer, Ready, Registered};
 use crate::sys::splice::{self, Pipe, PipePool, SpliceFlags, RELAY_PIPE_SIZE};
 use crate::sys::{file, socket};
@@ -428,12 +428,7 @@ fn stuck_if_zero(n: usize) -> Result<()> {
 
 /// The error for using a relay (or one of its stages) after it has let go of its fds and pipes.
 pub(crate) fn closed() -> Error {
-    Error::custom(
-        "ERR_STREAM_DESTROYED",
-        Errno::EBADF,
-        SYSCALL,
-        "the relay was closed",
-    )
+    Error::custom(Code::Closed, Errno::EBADF, SYSCALL, "the relay was closed")
 }
 
 /// Streams relayed through kernel pipes; see the [module documentation](self).
@@ -712,7 +707,7 @@ impl Relay {
                     }
                 }
                 Error::custom(
-                    "ERR_STREAM_DESTROYED",
+                    Code::SocketDestroyed,
                     Errno::EPIPE,
                     SYSCALL,
                     "a socket was destroyed while the relay was running",

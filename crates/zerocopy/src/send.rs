@@ -19,7 +19,7 @@ use crate::copy::Source;
 use crate::endpoint::{
     nonblocking_while_used, open_nonblocking, restore_blocking, settle, start_of, End,
 };
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::ready::{Cancel, CancelReason, Pacer, Registered};
 use crate::sys::{file, sendfile, socket};
 
@@ -151,13 +151,13 @@ impl SendFile {
             SFlag::S_IFREG => {}
             _ => {
                 return Err(with_path(Error::new(Errno::EINVAL, SYSCALL).with_detail(
-                    "the file to send must be a regular file (move streams with pipe())",
+                    "the file to send must be a regular file (relay streams with relay::Relay)",
                 )))
             }
         }
         if file::file_type(&file::fstat(&socket)?) == SFlag::S_IFREG {
             return Err(Error::new(Errno::EINVAL, SYSCALL).with_detail(
-                "the destination is a regular file, not a socket or pipe (use copyFile)",
+                "the destination is a regular file, not a socket or pipe (copy files with copy::copy)",
             ));
         }
         let owned = path.is_some();
@@ -397,7 +397,7 @@ impl SendFile {
         (size < end).then(|| {
             let start = self.io.file.start.unwrap_or(0);
             Error::custom(
-                "ERR_FILE_TRUNCATED",
+                Code::FileTruncated,
                 Errno::ENODATA,
                 SYSCALL,
                 format!(
@@ -412,7 +412,7 @@ impl SendFile {
         let start = self.io.file.start.unwrap_or(0) as u64;
         let total = self.limit.unwrap_or(0);
         Error::custom(
-            "ERR_FILE_TRUNCATED",
+            Code::FileTruncated,
             Errno::ENODATA,
             SYSCALL,
             format!(
@@ -432,7 +432,7 @@ impl SendFile {
             CancelReason::Destroyed => match socket::probe_send(&self.io.socket) {
                 Err(e) => e,
                 Ok(()) => Error::custom(
-                    "ERR_STREAM_DESTROYED",
+                    Code::SocketDestroyed,
                     Errno::EPIPE,
                     SYSCALL,
                     "the socket was destroyed while a file was being sent",

@@ -72,7 +72,7 @@ fn busy() -> crate::Error {
 
 fn ended() -> crate::Error {
     crate::Error::custom(
-        "ERR_STREAM_DESTROYED",
+        crate::error::Code::Closed,
         nix::errno::Errno::EBADF,
         "sendfile",
         "the send was closed",
