@@ -34,10 +34,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, PosixFadviseAdvice};
+use nix::fcntl::{OFlag, PosixFadviseAdvice};
 use nix::sys::stat::{Mode, SFlag};
 
-use crate::error::{Code, Error, Result, SyscallExt};
+use crate::error::{Code, Error, Result};
 use crate::sys::direct::{self as sys, AlignedBuf};
 use crate::sys::file;
 use crate::sys::probe::{self, DirectIoAlignment};
@@ -206,7 +206,7 @@ impl DirectFile {
                     Fallback::Error => {
                         if created {
                             // Our own O_EXCL open made it a moment ago; leave no trace of the failure.
-                            let _ = nix::unistd::unlink(path);
+                            let _ = file::unlink(path);
                         }
                         return Err(unsupported(path));
                     }
@@ -236,10 +236,7 @@ impl DirectFile {
             None => e,
         };
         // The open was non-blocking so that a FIFO could not hang it; I/O must block.
-        let status = file::status_flags(&fd).map_err(decorate)?;
-        nix::fcntl::fcntl(fd.as_fd(), FcntlArg::F_SETFL(status - OFlag::O_NONBLOCK))
-            .syscall("fcntl")
-            .map_err(decorate)?;
+        file::set_nonblocking(&fd, false).map_err(decorate)?;
         let st = file::fstat(&fd).map_err(decorate)?;
         let kind = file::file_type(&st);
         if kind == SFlag::S_IFDIR {
@@ -588,10 +585,7 @@ impl DirectFile {
     }
 
     fn lock_bounce(&self) -> MutexGuard<'_, Option<AlignedBuf>> {
-        // Nothing panics while the lock is held; never propagate poison either way.
-        self.bounce
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.bounce)
     }
 }
 
@@ -647,7 +641,7 @@ fn to_off(at: u64) -> Result<i64> {
 }
 
 fn is_directory(path: &Path) -> bool {
-    nix::sys::stat::stat(path).is_ok_and(|st| file::file_type(&st) == SFlag::S_IFDIR)
+    file::stat(path).is_ok_and(|st| file::file_type(&st) == SFlag::S_IFDIR)
 }
 
 fn unsupported(path: &Path) -> Error {

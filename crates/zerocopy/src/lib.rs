@@ -41,6 +41,7 @@ pub mod ready;
 pub mod relay;
 #[cfg(target_os = "linux")]
 pub mod send;
+mod sync;
 pub mod sys;
 
 #[cfg(feature = "node")]

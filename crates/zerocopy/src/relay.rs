@@ -91,9 +91,7 @@ struct End {
 /// Refuses, before any byte moves, an end the relay could read from but not deliver to (or the
 /// reverse): otherwise the first splice into it would fail with bytes already taken from the source.
 fn check_access(fd: &OwnedFd, kind: SFlag, read: bool, written: bool) -> Result<()> {
-    let flags =
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).map_err(|e| Error::new(e, "fcntl"))?;
-    let flags = OFlag::from_bits_truncate(flags);
+    let flags = file::status_flags(fd)?;
     let mode = flags & OFlag::O_ACCMODE;
     let refuse = |errno, detail: &'static str| Err(Error::new(errno, SYSCALL).with_detail(detail));
     if written && mode == OFlag::O_RDONLY {

@@ -1,17 +1,15 @@
 //! `CopyJob`: the engine behind `copyFile`, driven step by step from JavaScript so that abort checks
 //! and progress callbacks happen between bounded chunks.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{AsyncTask, Buffer};
 use napi_derive::napi;
 
 use super::error::{invalid, to_napi};
-use super::task::{to_js_number, to_u64, Blocking};
+use super::task::{budget_of, path_of, to_js_number, to_u64, Blocking, JobState};
 use crate::copy::{self, CopyOptions, Dest, Mechanism, Reflink, Source};
+use crate::sync::lock;
 use crate::sys::file;
 
 /// Both ends and the options of a copy, as the TS layer resolved them.
@@ -49,13 +47,8 @@ pub struct CopyProgress {
     pub mechanism: String,
 }
 
-enum State {
-    /// Not opened yet: opening paths is blocking I/O, so it happens in the first step.
-    Pending(Box<(Source, Dest, CopyOptions)>),
-    Running(Box<copy::CopyJob>),
-    /// Opening failed, or the job was closed before it started.
-    Closed,
-}
+/// Opening failed, or the job was closed before it started: `Ended`.
+type State = JobState<(Source, Dest, CopyOptions), copy::CopyJob>;
 
 /// A file copy in progress. Holds duplicates of any fds it was given until it ends.
 #[napi]
@@ -63,28 +56,10 @@ pub struct CopyJob {
     state: Arc<Mutex<State>>,
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panic cannot happen while the lock is held (no panicking code in sys/), but never
-    // propagate poison into JavaScript either way.
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn path_of(bytes: Buffer) -> PathBuf {
-    PathBuf::from(OsStr::from_bytes(&bytes))
-}
-
 fn step(state: &Mutex<State>, budget: u64) -> crate::Result<CopyProgress> {
     let mut guard = lock(state);
-    if let State::Pending(_) = &*guard {
-        let State::Pending(spec) = std::mem::replace(&mut *guard, State::Closed) else {
-            return Err(crate::Error::new(nix::errno::Errno::EINVAL, "copyfile"));
-        };
-        let (src, dst, options) = *spec;
-        *guard = State::Running(Box::new(copy::CopyJob::open(src, dst, &options)?));
-    }
-    let State::Running(job) = &mut *guard else {
+    let opened = guard.open_with(|(src, dst, options)| copy::CopyJob::open(src, dst, &options))?;
+    let Some(job) = opened else {
         return Err(crate::Error::new(nix::errno::Errno::EBADF, "copyfile")
             .with_detail("the copy was closed"));
     };
@@ -103,13 +78,13 @@ impl CopyJob {
     #[napi(constructor)]
     pub fn new(spec: CopySpec) -> napi::Result<Self> {
         let src = match (spec.src_path, spec.src_fd) {
-            (Some(path), None) => Source::Path(path_of(path)),
+            (Some(path), None) => Source::Path(path_of(&path)),
             (None, Some(fd)) => Source::Fd(file::dup_raw(fd).map_err(to_napi)?),
             _ => return Err(invalid("src")),
         };
         let dst = match (spec.dst_path, spec.dst_fd) {
             (Some(path), None) => Dest::Path {
-                path: path_of(path),
+                path: path_of(&path),
                 overwrite: spec.overwrite.unwrap_or(true),
                 mode: spec.mode,
             },
@@ -161,19 +136,17 @@ impl CopyJob {
     /// Bytes written to the destination so far (also after a failure).
     #[napi(getter)]
     pub fn bytes(&self) -> f64 {
-        match &*lock(&self.state) {
-            State::Running(job) => to_js_number(job.bytes()),
-            _ => 0.0,
-        }
+        lock(&self.state)
+            .running()
+            .map_or(0.0, |job| to_js_number(job.bytes()))
     }
 
     /// The mechanism in use, or that finished the copy; "" before the files are opened.
     #[napi(getter)]
     pub fn mechanism(&self) -> String {
-        match &*lock(&self.state) {
-            State::Running(job) => job.mechanism().as_str().to_owned(),
-            _ => String::new(),
-        }
+        lock(&self.state)
+            .running()
+            .map_or_else(String::new, |job| job.mechanism().as_str().to_owned())
     }
 
     /// Ends the copy and closes its fds at once; written bytes stay. Idempotent.
@@ -182,19 +155,8 @@ impl CopyJob {
         let mut guard = lock(&self.state);
         match &mut *guard {
             State::Running(job) => job.close(),
-            State::Pending(_) => *guard = State::Closed,
-            State::Closed => {}
+            State::Pending(_) => *guard = State::Ended,
+            State::Ended => {}
         }
-    }
-}
-
-/// A JS budget: a positive byte count, or Infinity for "to the end".
-fn budget_of(budget: f64) -> u64 {
-    if budget.is_finite() && budget >= 1.0 {
-        budget as u64
-    } else if budget.is_nan() || budget < 1.0 {
-        1
-    } else {
-        u64::MAX
     }
 }

@@ -2,10 +2,7 @@
 //! needs for aligned memory (a Buffer's address modulo an alignment) and for measuring what a file
 //! left in the page cache.
 
-use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use napi::bindgen_prelude::{AsyncTask, Buffer, BufferSlice};
@@ -15,8 +12,9 @@ use nix::fcntl::{OFlag, PosixFadviseAdvice};
 
 use super::error::{invalid, to_napi};
 use super::probe::NativeDirectIoAlignment;
-use super::task::{to_js_number, to_u64, Blocking};
+use super::task::{budget_of, path_of, to_js_number, to_u64, Blocking};
 use crate::direct::{self, DirectFile, Fallback, OpenOptions, Unaligned};
+use crate::sync::lock;
 use crate::sys::direct as sys;
 use crate::sys::file;
 
@@ -52,10 +50,6 @@ pub struct DirectHandle {
     fd: i32,
     alignment: crate::sys::probe::DirectIoAlignment,
     mechanism: direct::Mechanism,
-}
-
-fn path_of(bytes: &Buffer) -> PathBuf {
-    PathBuf::from(OsStr::from_bytes(bytes))
 }
 
 fn open(spec: &DirectOpenSpec) -> napi::Result<impl FnOnce() -> crate::Result<DirectHandle>> {
@@ -103,15 +97,9 @@ fn mode_of(bounce: bool) -> Unaligned {
     }
 }
 
-/// A JS budget (a positive byte count) as a step limit.
-fn budget_of(budget: f64) -> usize {
-    if budget.is_finite() && budget >= 1.0 {
-        usize::try_from(budget as u64).unwrap_or(usize::MAX)
-    } else if budget.is_nan() || budget < 1.0 {
-        1
-    } else {
-        usize::MAX
-    }
+/// A JS budget as a step limit in memory: [`budget_of`]'s rule.
+fn mem_budget_of(budget: f64) -> usize {
+    usize::try_from(budget_of(budget)).unwrap_or(usize::MAX)
 }
 
 fn step_of(step: direct::Step) -> DirectStep {
@@ -243,10 +231,7 @@ impl DirectHandle {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Arc<DirectFile>>> {
-        // Nothing panics while the lock is held; never propagate poison into JavaScript either way.
-        self.file
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.file)
     }
 
     /// The file and converted arguments of a read or write.
@@ -259,7 +244,7 @@ impl DirectHandle {
     ) -> napi::Result<(Arc<DirectFile>, u64, usize, Unaligned)> {
         let file = self.file(syscall)?;
         let at = to_u64(position, "position")?;
-        Ok((file, at, budget_of(budget), mode_of(bounce)))
+        Ok((file, at, mem_budget_of(budget), mode_of(bounce)))
     }
 
     fn file(&self, syscall: &'static str) -> napi::Result<Arc<DirectFile>> {

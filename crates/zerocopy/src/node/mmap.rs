@@ -33,9 +33,8 @@
 //! Buffer's bytes past `close()`, e.g. an asynchronous zlib or crypto job still running on the thread
 //! pool. Do not close a mapping while such a job reads it.
 
-use std::ffi::{c_void, OsStr};
+use std::ffi::c_void;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,8 +48,9 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode as FileMode, SFlag};
 
 use super::error::{invalid, to_napi};
-use super::task::{to_js_number, to_u64, Blocking};
+use super::task::{path_of, to_js_number, to_u64, Blocking};
 use crate::error::Error;
+use crate::sync::lock;
 use crate::sys::file;
 use crate::sys::mmap::{self, Advice, Mmap, MmapOptions, Mode};
 
@@ -124,10 +124,6 @@ struct Request {
     max_length: u64,
     populate: bool,
     advice: Option<Advice>,
-}
-
-fn path_of(bytes: &[u8]) -> PathBuf {
-    PathBuf::from(OsStr::from_bytes(bytes))
 }
 
 fn source_of(path: Option<Buffer>, fd: Option<i32>) -> napi::Result<Source> {
@@ -281,10 +277,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Mmap> {
-        // No code that can panic runs under this lock; never let poison reach JavaScript anyway.
-        self.region
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.region)
     }
 }
 
@@ -328,9 +321,7 @@ impl Mapping {
     }
 
     fn buffer_state(&self) -> MutexGuard<'_, BufferState> {
-        self.buffer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.buffer)
     }
 }
 

@@ -4,10 +4,6 @@
 //! no filesystem: the TypeScript layer describes the path itself.
 
 #[cfg(target_os = "linux")]
-use std::ffi::OsStr;
-#[cfg(target_os = "linux")]
-use std::os::unix::ffi::OsStrExt;
-#[cfg(target_os = "linux")]
 use std::path::PathBuf;
 
 #[cfg(target_os = "linux")]
@@ -115,7 +111,7 @@ fn kernel_answers(filesystem: Option<NativeFsCapabilities>) -> NativeCapabilitie
 
 #[cfg(target_os = "linux")]
 fn to_path(path: Option<Buffer>) -> Option<PathBuf> {
-    path.map(|p| PathBuf::from(OsStr::from_bytes(&p)))
+    path.map(|p| super::task::path_of(&p))
 }
 
 /// Probes (once, then cached) the kernel and, given a path, its filesystem.

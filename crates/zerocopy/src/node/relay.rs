@@ -11,6 +11,7 @@ use super::error::to_napi;
 use super::task::{budget_of, cancel_reason, pace_of, to_js_number};
 use crate::ready::{Cancel, CancelReason};
 use crate::relay::{ChainSpec, Relay};
+use crate::sync::lock;
 use crate::sys::file;
 
 /// One chain of a relay: indexes into `RelaySpec.fds`.
@@ -99,7 +100,7 @@ async fn step(
     let chains_done = (0..relay.chains())
         .map(|c| relay.is_chain_done(c))
         .collect();
-    *counts.lock().unwrap_or_else(|p| p.into_inner()) = now.clone();
+    *lock(counts) = now.clone();
     if !matches!(result, Ok(false)) {
         // Finished or failed: close our duplicates and pipes now, not at garbage collection.
         *guard = None;
@@ -185,19 +186,13 @@ impl RelayJob {
     /// Bytes delivered so far, per chain, per sink (also after a failure).
     #[napi(getter)]
     pub fn bytes(&self) -> Vec<Vec<f64>> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .bytes_js()
+        lock(&self.counts).bytes_js()
     }
 
     /// Bytes read from each chain's source so far (also after a failure).
     #[napi(getter)]
     pub fn read(&self) -> Vec<f64> {
-        self.counts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .read_js()
+        lock(&self.counts).read_js()
     }
 
     /// Closes the job's fds and pipes if no step is running (a running step is cancelled and closes

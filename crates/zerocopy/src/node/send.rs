@@ -1,9 +1,6 @@
 //! `SendJob`: the engine behind `sendFile`. Steps run on napi-rs's tokio runtime, so a send waiting
 //! for a slow reader holds no libuv pool thread; `cancel()` wakes it from JavaScript.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -12,7 +9,9 @@ use napi::Env;
 use napi_derive::napi;
 
 use super::error::{invalid, to_napi};
-use super::task::{budget_of, cancel_reason, pace_of, to_js_number, to_u64, Blocking};
+use super::task::{
+    budget_of, cancel_reason, pace_of, path_of, to_js_number, to_u64, Blocking, JobState,
+};
 use crate::copy::Source;
 use crate::ready::{Cancel, CancelReason};
 use crate::send::{Attempt, SendFile};
@@ -50,12 +49,8 @@ struct PendingSend {
     read_write: bool,
 }
 
-enum State {
-    /// A path source: opening it is blocking I/O, done by `attempt()` on the thread pool.
-    Pending(Box<PendingSend>),
-    Running(Box<SendFile>),
-    Ended,
-}
+/// `Pending` for a path source: opening it is blocking I/O, done by `attempt()` on the thread pool.
+type State = JobState<PendingSend, SendFile>;
 
 /// A file being sent into a socket.
 #[napi]
@@ -85,7 +80,7 @@ fn report(
     bytes: &AtomicU64,
     result: crate::Result<bool>,
 ) -> crate::Result<SendProgress> {
-    let State::Running(send) = &*state else {
+    let Some(send) = state.running() else {
         return Err(ended());
     };
     bytes.store(send.bytes(), Ordering::Relaxed);
@@ -104,16 +99,10 @@ fn report(
 
 /// Opens a pending job (a path source) and sends what the socket takes without waiting.
 fn open_and_try(state: &mut State, bytes: &AtomicU64, budget: u64) -> crate::Result<SendProgress> {
-    if let State::Pending(_) = &*state {
-        let State::Pending(spec) = std::mem::replace(state, State::Ended) else {
-            return Err(ended());
-        };
-        *state = State::Running(Box::new(open_send(*spec)?));
-    }
-    let result = match state {
-        State::Running(send) => send.try_step(budget).map(|a| a == Attempt::Done),
-        _ => return Err(ended()),
+    let Some(send) = state.open_with(open_send)? else {
+        return Err(ended());
     };
+    let result = send.try_step(budget).map(|a| a == Attempt::Done);
     report(state, bytes, result)
 }
 
@@ -157,7 +146,7 @@ impl SendJob {
         };
         let state = match (spec.file_path, spec.file_fd) {
             (Some(path), None) => {
-                let source = Source::Path(PathBuf::from(OsStr::from_bytes(&path)));
+                let source = Source::Path(path_of(&path));
                 State::Pending(Box::new(PendingSend {
                     socket,
                     source,

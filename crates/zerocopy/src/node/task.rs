@@ -1,4 +1,9 @@
-//! Running blocking work on the libuv thread pool.
+//! What the bindings share: blocking work on the libuv thread pool, the state of a job opened by its
+//! first step, and the conversions of JavaScript values (paths, byte counts, budgets, paces).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{Env, Task};
@@ -42,12 +47,60 @@ pub(crate) fn to_js_number(value: u64) -> f64 {
     value as f64
 }
 
-/// A step budget from JavaScript: a byte count, or anything else (Infinity) for "no limit".
+/// Where a job (a copy, a send) stands. Opening paths is blocking I/O, so a job given paths is created
+/// `Pending` and opened by its first step, on a pool thread.
+pub(crate) enum JobState<P, R> {
+    /// Not opened yet.
+    Pending(Box<P>),
+    Running(Box<R>),
+    /// Opening failed, the job finished or failed, or it was closed: its fds are closed.
+    Ended,
+}
+
+impl<P, R> JobState<P, R> {
+    /// The running job, opening a pending one with `open` first (the job ends if that fails);
+    /// `None` once the job has ended.
+    pub(crate) fn open_with(
+        &mut self,
+        open: impl FnOnce(P) -> crate::Result<R>,
+    ) -> crate::Result<Option<&mut R>> {
+        if let JobState::Pending(_) = self {
+            if let JobState::Pending(spec) = std::mem::replace(self, JobState::Ended) {
+                *self = JobState::Running(Box::new(open(*spec)?));
+            }
+        }
+        Ok(self.running_mut())
+    }
+
+    pub(crate) fn running(&self) -> Option<&R> {
+        match self {
+            JobState::Running(job) => Some(job),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn running_mut(&mut self) -> Option<&mut R> {
+        match self {
+            JobState::Running(job) => Some(job),
+            _ => None,
+        }
+    }
+}
+
+/// A path from JavaScript: the TS layer passes paths as Buffers, so no byte of a non-UTF-8 name is lost.
+pub(crate) fn path_of(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+/// A step budget from JavaScript, in bytes. Infinity (or anything past `u64::MAX`) means "no limit";
+/// NaN, zero and negatives (which the TS layer never sends) ask for the smallest step, one byte, so a
+/// bad number can neither stall a job nor lift its limit.
 pub(crate) fn budget_of(budget: f64) -> u64 {
-    if budget.is_finite() && budget >= 1.0 {
+    if budget >= 1.0 {
+        // Saturates: +Infinity and anything too large become u64::MAX.
         budget as u64
     } else {
-        u64::MAX
+        1
     }
 }
 
@@ -63,5 +116,35 @@ pub(crate) fn cancel_reason(reason: &str) -> crate::ready::CancelReason {
     match reason {
         "destroyed" => crate::ready::CancelReason::Destroyed,
         _ => crate::ready::CancelReason::Aborted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_of_keeps_infinity_unlimited_and_bad_numbers_small() {
+        assert_eq!(budget_of(f64::INFINITY), u64::MAX);
+        assert_eq!(budget_of(1e30), u64::MAX);
+        assert_eq!(budget_of(65_536.0), 65_536);
+        assert_eq!(budget_of(4096.7), 4096);
+        for bad in [f64::NAN, 0.0, 0.5, -1.0, f64::NEG_INFINITY] {
+            assert_eq!(budget_of(bad), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_job_whose_open_fails_has_ended() {
+        let mut state: JobState<u8, u8> = JobState::Pending(Box::new(1));
+        let failed = state.open_with(|_| Err(crate::Error::new(nix::errno::Errno::ENOENT, "open")));
+        assert!(failed.is_err());
+        assert!(matches!(state, JobState::Ended));
+        let mut state: JobState<u8, u8> = JobState::Pending(Box::new(1));
+        assert_eq!(
+            state.open_with(|p| Ok(p + 1)).ok().flatten().copied(),
+            Some(2)
+        );
+        assert_eq!(state.running().copied(), Some(2));
     }
 }

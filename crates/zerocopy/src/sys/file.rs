@@ -120,6 +120,20 @@ pub fn fstat(fd: impl AsFd) -> Result<FileStat> {
     stat::fstat(fd.as_fd()).syscall("fstat")
 }
 
+/// `stat(2)` of a path (following symlinks). Errors carry `path`.
+pub fn stat(path: &Path) -> Result<FileStat> {
+    retry_eintr(|| stat::stat(path))
+        .syscall("stat")
+        .map_err(|e| e.with_path(path))
+}
+
+/// `unlink(2)`. Errors carry `path`.
+pub fn unlink(path: &Path) -> Result<()> {
+    retry_eintr(|| unistd::unlink(path))
+        .syscall("unlink")
+        .map_err(|e| e.with_path(path))
+}
+
 /// The file type bits of a stat result.
 pub fn file_type(st: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())

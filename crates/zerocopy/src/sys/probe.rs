@@ -109,11 +109,7 @@ pub fn filesystem(path: &Path) -> Result<FsCapabilities> {
         .syscall("stat")
         .map_err(|e| e.with_path(path))?;
     let cache = CACHE.get_or_init(Default::default);
-    let lock = || {
-        cache
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    };
+    let lock = || crate::sync::lock(cache);
     if let Some(hit) = lock().get(&st.st_dev) {
         return Ok(hit.clone());
     }

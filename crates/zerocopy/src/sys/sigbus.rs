@@ -149,9 +149,7 @@ pub fn install() -> Result<()> {
     if INSTALLED.load(Ordering::Acquire) {
         return Ok(());
     }
-    let mut done = INSTALL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut done = crate::sync::lock(&INSTALL);
     if *done {
         return Ok(());
     }

@@ -383,9 +383,7 @@ impl PipePool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Pipe>> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.idle)
     }
 
     /// An empty pipe of about `size` bytes: a pooled one (resized if needed) or a new one.
