@@ -8,8 +8,9 @@ use nix::fcntl::OFlag;
 
 use super::error::to_napi;
 use super::task::{to_js_number, to_u64, Blocking};
+use crate::relay::PipePool;
 use crate::sys::file;
-use crate::sys::splice::{self as sys, PipePool, SpliceCopy, SpliceFlags};
+use crate::sys::splice::{self as sys, SpliceCopy, SpliceFlags};
 
 /// Options of one `splice` call, as the TS layer validated them.
 #[napi(object)]
