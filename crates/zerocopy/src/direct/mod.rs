@@ -31,16 +31,18 @@
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, PosixFadviseAdvice};
-use nix::sys::stat::{Mode, SFlag};
 
 use crate::error::{Code, Error, Result};
 use crate::sys::direct::{self as sys, AlignedBuf};
 use crate::sys::file;
 use crate::sys::probe::{self, DirectIoAlignment};
+
+mod bounce;
+mod open;
 
 /// The most bytes one `pread`/`pwrite` moves. Large direct requests are split by the block layer into
 /// many concurrent device requests, which is what makes Direct I/O fast without readahead.
@@ -138,22 +140,6 @@ pub struct Step {
     pub eof: bool,
 }
 
-/// The open flags a [`DirectFile`] accepts; the rest make no sense for positioned block I/O.
-fn allowed_flags() -> OFlag {
-    OFlag::O_ACCMODE
-        | OFlag::O_CREAT
-        | OFlag::O_EXCL
-        | OFlag::O_TRUNC
-        | OFlag::O_SYNC
-        | OFlag::O_DSYNC
-        | OFlag::O_NOATIME
-        | OFlag::O_NOFOLLOW
-        | OFlag::O_NOCTTY
-        | OFlag::O_LARGEFILE
-        | OFlag::O_CLOEXEC
-        | OFlag::O_DIRECT
-}
-
 /// A file opened for Direct I/O (or its buffered fallback), with its alignment rules.
 ///
 /// All methods take `&self` and may run concurrently from several threads; each step is positioned
@@ -171,95 +157,6 @@ pub struct DirectFile {
 }
 
 impl DirectFile {
-    /// Opens `path` for Direct I/O.
-    ///
-    /// Fails with `EINVAL` for flags outside [`OpenOptions::flags`]' list, `EISDIR` for a directory,
-    /// `EINVAL` for anything but a regular file or a block device, code [`UNSUPPORTED`] when the
-    /// filesystem refuses `O_DIRECT` (unless [`Fallback::Buffered`]), and whatever `open` reports.
-    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<DirectFile> {
-        let path = path.as_ref();
-        let flags = options.flags - OFlag::O_DIRECT - OFlag::O_CLOEXEC;
-        if flags.contains(OFlag::O_APPEND) {
-            return Err(Error::new(Errno::EINVAL, "open")
-                .with_detail("O_APPEND cannot be used: the kernel would ignore every position")
-                .with_path(path));
-        }
-        if !allowed_flags().contains(flags) {
-            return Err(Error::new(Errno::EINVAL, "open")
-                .with_detail("unsupported open flag for Direct I/O")
-                .with_path(path));
-        }
-        let mode = Mode::from_bits_truncate(options.mode);
-        let (attempt, created) = if options.simulate_unsupported {
-            (Err(Error::new(Errno::EINVAL, "open")), false)
-        } else {
-            open_tracked(path, flags, mode, true)
-        };
-        let fd = match attempt {
-            Ok(fd) => return DirectFile::new(fd, Some(path), Mechanism::Direct, flags),
-            // With the flags restricted as above, EINVAL from open means "O_DIRECT refused".
-            Err(e) if e.errno() == Errno::EINVAL => {
-                if is_directory(path) {
-                    return Err(Error::new(Errno::EISDIR, "open").with_path(path));
-                }
-                match options.fallback {
-                    Fallback::Error => {
-                        if created {
-                            // Our own O_EXCL open made it a moment ago; leave no trace of the failure.
-                            let _ = file::unlink(path);
-                        }
-                        return Err(unsupported(path));
-                    }
-                    Fallback::Buffered => {
-                        let flags = if created {
-                            flags - OFlag::O_CREAT - OFlag::O_EXCL
-                        } else {
-                            flags
-                        };
-                        open_tracked(path, flags, mode, false).0?
-                    }
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        DirectFile::new(fd, Some(path), Mechanism::Buffered, flags)
-    }
-
-    fn new(
-        fd: OwnedFd,
-        path: Option<&Path>,
-        mechanism: Mechanism,
-        flags: OFlag,
-    ) -> Result<DirectFile> {
-        let decorate = |e: Error| match path {
-            Some(p) => e.with_path(p),
-            None => e,
-        };
-        // The open was non-blocking so that a FIFO could not hang it; I/O must block.
-        file::set_nonblocking(&fd, false).map_err(decorate)?;
-        let st = file::fstat(&fd).map_err(decorate)?;
-        let kind = file::file_type(&st);
-        if kind == SFlag::S_IFDIR {
-            return Err(decorate(Error::new(Errno::EISDIR, "open")));
-        }
-        if kind != SFlag::S_IFREG && kind != SFlag::S_IFBLK {
-            return Err(decorate(
-                Error::new(Errno::EINVAL, "open")
-                    .with_detail("Direct I/O needs a regular file or a block device"),
-            ));
-        }
-        let alignment = sys::alignment(&fd).map_err(decorate)?;
-        Ok(DirectFile {
-            fd,
-            path: path.map(Path::to_path_buf),
-            alignment,
-            mechanism,
-            block_device: kind == SFlag::S_IFBLK,
-            readable: (flags & OFlag::O_ACCMODE) != OFlag::O_WRONLY,
-            bounce: Mutex::new(None),
-        })
-    }
-
     /// The file's O_DIRECT alignment: buffers must start at a multiple of `memory`, positions and
     /// lengths must be multiples of `offset`. Also reported (and enforced) under the buffered
     /// fallback, so that code behaves the same on every filesystem.
@@ -456,137 +353,6 @@ impl DirectFile {
             PosixFadviseAdvice::POSIX_FADV_DONTNEED,
         )
     }
-
-    /// The span a bounced piece covers: `(span_start, head, take, span_len)`, where `head` is the gap
-    /// between the span's aligned start and `at`, and `take` the caller's bytes in it. One block when
-    /// the caller's memory is aligned from the next block boundary on (the head or tail of a request),
-    /// else up to [`BOUNCE_SPAN`] (misaligned memory: everything goes through the bounce buffer).
-    fn bounce_span(&self, user: &[u8], at: u64) -> (u64, usize, usize, usize) {
-        let block = self.block();
-        let head = (at % block as u64) as usize;
-        let to_boundary = block - head;
-        let aligned_after = user.len() > to_boundary
-            && sys::misalignment(&user[to_boundary..], self.alignment.memory) == 0;
-        let take = if aligned_after || user.len() <= to_boundary {
-            user.len().min(to_boundary)
-        } else {
-            user.len().min(BOUNCE_SPAN.max(block) - head)
-        };
-        let span_len = (head + take).div_ceil(block) * block;
-        (at - head as u64, head, take, span_len)
-    }
-
-    /// Whether the next piece at `at` can go straight between the device and `user`.
-    fn direct_ok(&self, user: &[u8], at: u64) -> bool {
-        let block = self.block();
-        at % block as u64 == 0
-            && user.len() >= block
-            && sys::misalignment(user, self.alignment.memory) == 0
-    }
-
-    fn read_bounced(
-        &self,
-        dst: &mut [u8],
-        at: u64,
-        scratch: &mut Option<AlignedBuf>,
-    ) -> Result<(usize, bool)> {
-        if self.direct_ok(dst, at) {
-            let whole = dst.len() - dst.len() % self.block();
-            return self.read_direct(&mut dst[..whole], at);
-        }
-        let (start, head, take, span_len) = self.bounce_span(dst, at);
-        let bounce = self.bounce_buffer(scratch, span_len)?;
-        let n = file::read_at(&self.fd, &mut bounce[..span_len], Some(to_off(start)?))?;
-        let got = n.saturating_sub(head).min(take);
-        dst[..got].copy_from_slice(&bounce[head..head + got]);
-        Ok((got, got < take))
-    }
-
-    fn write_bounced(
-        &self,
-        src: &[u8],
-        at: u64,
-        scratch: &mut Option<AlignedBuf>,
-    ) -> Result<usize> {
-        if self.direct_ok(src, at) {
-            let whole = src.len() - src.len() % self.block();
-            return self.write_direct(&src[..whole], at);
-        }
-        let block = self.block();
-        let (start, head, take, span_len) = self.bounce_span(src, at);
-        let size = self.size()?;
-        let bounce = self.bounce_buffer(scratch, span_len)?;
-        let span = &mut bounce[..span_len];
-        span.fill(0);
-        // Blocks only partly covered by the caller's bytes keep the file's existing bytes around them.
-        let end = at + take as u64;
-        let tail_start = end - end % block as u64;
-        let mut partial = Vec::with_capacity(2);
-        if head > 0 {
-            partial.push(start);
-        }
-        if end % block as u64 != 0 && (tail_start != start || head == 0) {
-            partial.push(tail_start);
-        }
-        for block_start in partial.into_iter().filter(|&b| b < size) {
-            if !self.readable {
-                return Err(Error::new(Errno::EBADF, "read").with_detail(
-                    "a partial-block write over existing data must read that block first: open the file read-write",
-                ));
-            }
-            let from = (block_start - start) as usize;
-            file::read_at(
-                &self.fd,
-                &mut span[from..from + block],
-                Some(to_off(block_start)?),
-            )?;
-        }
-        span[head..head + take].copy_from_slice(&src[..take]);
-        let n = nonzero(file::write_at(&self.fd, span, Some(to_off(start)?))?)?;
-        let written = n.saturating_sub(head).min(take);
-        // The padding of a block past the old end made the file longer than intended: trim it.
-        let intended = size.max(at + written as u64);
-        if start + n as u64 > intended {
-            file::ftruncate(&self.fd, to_off(intended)?)?;
-        }
-        nonzero(written)
-    }
-
-    /// A bounce buffer of at least `len` bytes: the one already taken by this step, the file's cached
-    /// one, or a new one.
-    fn bounce_buffer<'a>(
-        &self,
-        scratch: &'a mut Option<AlignedBuf>,
-        len: usize,
-    ) -> Result<&'a mut AlignedBuf> {
-        if scratch.is_none() {
-            *scratch = self.lock_bounce().take();
-        }
-        // Page-aligned at least: a buffer straddling pages needs twice the DMA segments.
-        let align = (self.alignment.memory.max(self.alignment.offset) as usize)
-            .max(probe::page_size())
-            .next_power_of_two();
-        match scratch {
-            Some(buf) if buf.len() >= len && buf.align() >= align => {}
-            _ => *scratch = Some(AlignedBuf::zeroed(len.max(self.block()), align)?),
-        }
-        scratch
-            .as_mut()
-            .ok_or_else(|| Error::new(Errno::ENOMEM, "alloc"))
-    }
-
-    /// Keeps the larger of the step's bounce buffer and the cached one for the next step.
-    fn give_back(&self, scratch: Option<AlignedBuf>) {
-        let Some(buf) = scratch else { return };
-        let mut cached = self.lock_bounce();
-        if cached.as_ref().map_or(true, |c| c.len() < buf.len()) {
-            *cached = Some(buf);
-        }
-    }
-
-    fn lock_bounce(&self) -> MutexGuard<'_, Option<AlignedBuf>> {
-        crate::sync::lock(&self.bounce)
-    }
 }
 
 impl AsFd for DirectFile {
@@ -638,51 +404,4 @@ fn offset_at(offset: u64, done: usize) -> Result<u64> {
 /// A file offset as the kernel takes it; past `i64::MAX` no file can reach.
 fn to_off(at: u64) -> Result<i64> {
     i64::try_from(at).map_err(|_| Error::new(Errno::EFBIG, "lseek"))
-}
-
-fn is_directory(path: &Path) -> bool {
-    file::stat(path).is_ok_and(|st| file::file_type(&st) == SFlag::S_IFDIR)
-}
-
-fn unsupported(path: &Path) -> Error {
-    Error::new(Errno::EINVAL, "open")
-        .with_code(Code::DirectIoUnsupported)
-        .with_detail("this filesystem does not support O_DIRECT (set OpenOptions::fallback to Fallback::Buffered for buffered I/O that leaves the page cache alone)")
-        .with_path(path)
-}
-
-/// Opens `path` (non-blocking, so a FIFO cannot hang the open), with `O_DIRECT` when `direct`.
-///
-/// Also returns whether this call created the file. An `O_DIRECT` open the filesystem refuses has
-/// already created the file when it fails, so `O_CREAT` without `O_EXCL` is done as "open existing,
-/// else create exclusively", which tells the two apart.
-fn open_tracked(path: &Path, flags: OFlag, mode: Mode, direct: bool) -> (Result<OwnedFd>, bool) {
-    let extra = if direct {
-        OFlag::O_NONBLOCK | OFlag::O_DIRECT
-    } else {
-        OFlag::O_NONBLOCK
-    };
-    let refused = |r: &Result<OwnedFd>| direct && matches!(r, Err(e) if e.errno() == Errno::EINVAL);
-    if !flags.contains(OFlag::O_CREAT) {
-        return (file::open(path, flags | extra, mode), false);
-    }
-    if flags.contains(OFlag::O_EXCL) {
-        let r = file::open(path, flags | extra, mode);
-        let created = r.is_ok() || refused(&r);
-        return (r, created);
-    }
-    // Bounded: a racing creator and deleter could otherwise keep us going round.
-    for _ in 0..8 {
-        match file::open(path, (flags - OFlag::O_CREAT) | extra, mode) {
-            Err(e) if e.errno() == Errno::ENOENT => {}
-            other => return (other, false),
-        }
-        let r = file::open(path, flags | OFlag::O_EXCL | extra, mode);
-        if matches!(&r, Err(e) if e.errno() == Errno::EEXIST) {
-            continue;
-        }
-        let created = r.is_ok() || refused(&r);
-        return (r, created);
-    }
-    (file::open(path, flags | extra, mode), false)
 }
