@@ -36,6 +36,8 @@ mod endpoint;
 #[cfg(target_os = "linux")]
 pub mod error;
 #[cfg(target_os = "linux")]
+pub mod mmap;
+#[cfg(target_os = "linux")]
 pub mod ready;
 #[cfg(target_os = "linux")]
 pub mod relay;

@@ -28,10 +28,10 @@ fn bytes(m: &Mmap) -> Vec<u8> {
     unsafe { m.as_slice() }.to_vec()
 }
 
-fn write_byte(m: &Mmap, at: usize, value: u8) {
+fn write_byte(m: &mut Mmap, at: usize, value: u8) {
     assert!(at < m.len());
     // SAFETY: `at` is inside the window; no slice over it is alive.
-    unsafe { m.as_ptr().add(at).write_volatile(value) };
+    unsafe { m.as_mut_ptr().add(at).write_volatile(value) };
 }
 
 /// Lines of /proc/self/maps: one per mapping of this process.
@@ -101,12 +101,12 @@ fn write_mode_reaches_the_file_after_sync() {
     let dir = disk_dir();
     let (path, mut data) = make_file(dir.path(), "f", 3 * page_size() + 5, 8);
     let file = open_rw(&path);
-    let m = map(&file, Mode::Write, 17, 2 * page_size());
+    let mut m = map(&file, Mode::Write, 17, 2 * page_size());
     for (i, at) in [0usize, 1, page_size(), 2 * page_size() - 1]
         .into_iter()
         .enumerate()
     {
-        write_byte(&m, at, 0xA0 + i as u8);
+        write_byte(&mut m, at, 0xA0 + i as u8);
         data[17 + at] = 0xA0 + i as u8;
     }
     m.sync(true, 0, m.len()).unwrap();
@@ -140,10 +140,10 @@ fn after_a_truncation_sync_writes_what_the_file_still_backs_and_reports_the_rest
     let dir = disk_dir();
     let (path, mut data) = make_file(dir.path(), "f", 8 * page, 40);
     let file = open_rw(&path);
-    let m = map(&file, Mode::Write, 0, 8 * page);
+    let mut m = map(&file, Mode::Write, 0, 8 * page);
     // Two writes before the coming truncation point, one past it.
     for at in [10, 2 * page + 7, 5 * page] {
-        write_byte(&m, at, 0xEE);
+        write_byte(&mut m, at, 0xEE);
         data[at] = 0xEE;
     }
     let dirty_before = dirty_pages(&file);
@@ -210,9 +210,9 @@ fn read_and_copy_on_write_modes_never_change_the_file() {
     let (path, data) = make_file(dir.path(), "f", 2 * page_size(), 9);
     let file = open_read(&path);
     for mode in [Mode::Read, Mode::CopyOnWrite] {
-        let m = map(&file, mode, 3, 2 * page_size() - 3);
-        write_byte(&m, 0, !data[3]);
-        write_byte(&m, page_size(), !data[3 + page_size()]);
+        let mut m = map(&file, mode, 3, 2 * page_size() - 3);
+        write_byte(&mut m, 0, !data[3]);
+        write_byte(&mut m, page_size(), !data[3 + page_size()]);
         assert_eq!(
             bytes(&m)[0],
             !data[3],
@@ -291,8 +291,8 @@ fn every_advice_is_accepted_and_ranges_are_checked() {
 fn dontneed_drops_private_copies_in_read_mode() {
     let dir = disk_dir();
     let (path, data) = make_file(dir.path(), "f", page_size(), 12);
-    let m = map(&open_read(&path), Mode::Read, 0, page_size());
-    write_byte(&m, 10, !data[10]);
+    let mut m = map(&open_read(&path), Mode::Read, 0, page_size());
+    write_byte(&mut m, 10, !data[10]);
     m.advise(Advice::DontNeed, 0, m.len()).unwrap();
     assert_eq!(
         bytes(&m),

@@ -39,7 +39,7 @@ fn a_truncated_file_reads_zeros_past_its_new_end_and_the_mapping_turns_stale() {
     let (path, data) = make_file(dir.path(), "f", 4 * page, 21);
     for mode in [Mode::Read, Mode::Write, Mode::CopyOnWrite] {
         std::fs::write(&path, &data).unwrap();
-        let m = map(&open_rw(&path), mode, 4 * page);
+        let mut m = map(&open_rw(&path), mode, 4 * page);
         assert_eq!(read_byte(&m, 3 * page), data[3 * page]);
         assert!(!m.is_stale());
         open_rw(&path).set_len(page as u64 + 10).unwrap();
@@ -61,7 +61,7 @@ fn a_truncated_file_reads_zeros_past_its_new_end_and_the_mapping_turns_stale() {
         );
         assert_eq!(read_byte(&m, 7), data[7]);
         // SAFETY: inside the window; the page is now private anonymous memory.
-        unsafe { m.as_ptr().add(3 * page).write_volatile(1) };
+        unsafe { m.as_mut_ptr().add(3 * page).write_volatile(1) };
         drop(m);
     }
     assert!(sigbus::is_installed());

@@ -249,8 +249,19 @@ unsafe impl Send for Mmap {}
 unsafe impl Sync for Mmap {}
 
 impl Mmap {
-    /// The window's first byte.
-    pub fn as_ptr(&self) -> *mut u8 {
+    /// The window's first byte, for reading.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.first_byte().cast_const()
+    }
+
+    /// The window's first byte, for writing (a [`Mode::Read`] mapping faults on writes). Takes
+    /// `&mut self`, as memmap2's `MmapMut::as_mut_ptr` does: writes go through a handle nothing else
+    /// is using.
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.first_byte()
+    }
+
+    fn first_byte(&self) -> *mut u8 {
         // SAFETY: `lead` < page size <= `map_len`, so the result stays inside the mapping.
         unsafe { self.base.as_ptr().add(self.lead) }
     }
