@@ -27,27 +27,26 @@
 //! unavailable). macOS would add `fcopyfile`/`clonefile` and its own `sendfile`, Windows `TransmitFile`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[cfg(target_os = "linux")]
-pub mod copy;
-#[cfg(target_os = "linux")]
-pub mod direct;
-#[cfg(target_os = "linux")]
-mod endpoint;
-#[cfg(target_os = "linux")]
-pub mod error;
-#[cfg(target_os = "linux")]
-pub mod mmap;
-#[cfg(target_os = "linux")]
-pub mod ready;
-#[cfg(target_os = "linux")]
-pub mod relay;
-#[cfg(target_os = "linux")]
-pub mod send;
-mod sync;
+/// Declares items only Linux has: everything but capability probing. Elsewhere the crate is its stub:
+/// [`sys::probe`] reporting every mechanism unavailable (and the Node binding exporting only
+/// `capabilities`).
+macro_rules! linux_only {
+    ($($item:item)*) => { $( #[cfg(target_os = "linux")] $item )* };
+}
+
+linux_only! {
+    pub mod copy;
+    pub mod direct;
+    mod endpoint;
+    pub mod error;
+    pub mod mmap;
+    pub mod ready;
+    pub mod relay;
+    pub mod send;
+    pub use error::{Code, Errno, Error, Result};
+    mod sync;
+}
 pub mod sys;
 
 #[cfg(feature = "node")]
 mod node;
-
-#[cfg(target_os = "linux")]
-pub use error::{Code, Errno, Error, Result};

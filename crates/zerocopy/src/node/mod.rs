@@ -12,6 +12,8 @@
 // napi-derive registers exports only outside cfg(test), so a test build sees them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
+// One cfg per module rather than the crate's `linux_only!`: napi-derive must see each struct before
+// its `#[napi] impl`, which it does not when the modules are declared by a macro.
 #[cfg(target_os = "linux")]
 mod bench;
 #[cfg(target_os = "linux")]

@@ -3,20 +3,8 @@
 //! Outside Linux both return the kernel answers of [`probe::kernel`] (every mechanism unavailable) and
 //! no filesystem: the TypeScript layer describes the path itself.
 
-#[cfg(target_os = "linux")]
-use std::path::PathBuf;
-
-#[cfg(target_os = "linux")]
-use napi::bindgen_prelude::AsyncTask;
-use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
-#[cfg(target_os = "linux")]
-use super::error::to_napi;
-#[cfg(target_os = "linux")]
-use super::task::Blocking;
-#[cfg(target_os = "linux")]
-use crate::sys::direct;
 use crate::sys::probe::{self, AlignmentSource, DirectIoAlignment};
 
 /// O_DIRECT alignment for one filesystem.
@@ -68,32 +56,6 @@ pub struct NativeCapabilities {
     pub filesystem: Option<NativeFsCapabilities>,
 }
 
-#[cfg(target_os = "linux")]
-fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
-    let filesystem = match path {
-        Some(p) => {
-            let mut fs = probe::filesystem(&p)?;
-            // A file (or block device) answers for itself; the filesystem probe for the rest.
-            if fs.direct_io != Some(false) {
-                if let Some(own) = direct::path_alignment(&p)? {
-                    fs.direct_io_alignment = Some(own);
-                }
-            }
-            Some(fs)
-        }
-        None => None,
-    }
-    .map(|fs| NativeFsCapabilities {
-        fs_type: fs.fs_type,
-        block_size: fs.block_size as f64,
-        reflink: fs.reflink,
-        copy_file_range: fs.copy_file_range,
-        direct_io: fs.direct_io,
-        direct_io_alignment: fs.direct_io_alignment.map(NativeDirectIoAlignment::from),
-    });
-    Ok(kernel_answers(filesystem))
-}
-
 fn kernel_answers(filesystem: Option<NativeFsCapabilities>) -> NativeCapabilities {
     let k = probe::kernel();
     NativeCapabilities {
@@ -110,35 +72,78 @@ fn kernel_answers(filesystem: Option<NativeFsCapabilities>) -> NativeCapabilitie
 }
 
 #[cfg(target_os = "linux")]
-fn to_path(path: Option<Buffer>) -> Option<PathBuf> {
-    path.map(|p| super::task::path_of(&p))
+mod linux {
+    use std::path::PathBuf;
+
+    use napi::bindgen_prelude::{AsyncTask, Buffer};
+    use napi_derive::napi;
+
+    use super::{
+        kernel_answers, NativeCapabilities, NativeDirectIoAlignment, NativeFsCapabilities,
+    };
+    use crate::node::error::to_napi;
+    use crate::node::task::Blocking;
+    use crate::sys::{direct, probe};
+
+    fn gather(path: Option<PathBuf>) -> crate::Result<NativeCapabilities> {
+        let filesystem = match path {
+            Some(p) => {
+                let mut fs = probe::filesystem(&p)?;
+                // A file (or block device) answers for itself; the filesystem probe for the rest.
+                if fs.direct_io != Some(false) {
+                    if let Some(own) = direct::path_alignment(&p)? {
+                        fs.direct_io_alignment = Some(own);
+                    }
+                }
+                Some(fs)
+            }
+            None => None,
+        }
+        .map(|fs| NativeFsCapabilities {
+            fs_type: fs.fs_type,
+            block_size: fs.block_size as f64,
+            reflink: fs.reflink,
+            copy_file_range: fs.copy_file_range,
+            direct_io: fs.direct_io,
+            direct_io_alignment: fs.direct_io_alignment.map(NativeDirectIoAlignment::from),
+        });
+        Ok(kernel_answers(filesystem))
+    }
+
+    fn to_path(path: Option<Buffer>) -> Option<PathBuf> {
+        path.map(|p| crate::node::task::path_of(&p))
+    }
+
+    /// Probes (once, then cached) the kernel and, given a path, its filesystem.
+    #[napi(ts_return_type = "Promise<NativeCapabilities>")]
+    pub fn capabilities(path: Option<Buffer>) -> AsyncTask<Blocking<NativeCapabilities>> {
+        let path = to_path(path);
+        AsyncTask::new(Blocking::new(move || gather(path)))
+    }
+
+    /// The synchronous twin of `capabilities`.
+    #[napi(js_name = "capabilitiesSync")]
+    pub fn capabilities_sync(path: Option<Buffer>) -> napi::Result<NativeCapabilities> {
+        gather(to_path(path)).map_err(to_napi)
+    }
 }
 
-/// Probes (once, then cached) the kernel and, given a path, its filesystem.
-#[cfg(target_os = "linux")]
-#[napi(ts_return_type = "Promise<NativeCapabilities>")]
-pub fn capabilities(path: Option<Buffer>) -> AsyncTask<Blocking<NativeCapabilities>> {
-    let path = to_path(path);
-    AsyncTask::new(Blocking::new(move || gather(path)))
-}
-
-/// The synchronous twin of `capabilities`.
-#[cfg(target_os = "linux")]
-#[napi(js_name = "capabilitiesSync")]
-pub fn capabilities_sync(path: Option<Buffer>) -> napi::Result<NativeCapabilities> {
-    gather(to_path(path)).map_err(to_napi)
-}
-
-/// Outside Linux: nothing to probe, so no thread-pool hop; JavaScript awaits the plain value.
 #[cfg(not(target_os = "linux"))]
-#[napi(ts_return_type = "Promise<NativeCapabilities>")]
-pub fn capabilities(_path: Option<Buffer>) -> NativeCapabilities {
-    kernel_answers(None)
-}
+mod stub {
+    use napi::bindgen_prelude::Buffer;
+    use napi_derive::napi;
 
-/// The synchronous twin of `capabilities`.
-#[cfg(not(target_os = "linux"))]
-#[napi(js_name = "capabilitiesSync")]
-pub fn capabilities_sync(_path: Option<Buffer>) -> NativeCapabilities {
-    kernel_answers(None)
+    use super::{kernel_answers, NativeCapabilities};
+
+    /// Outside Linux: nothing to probe, so no thread-pool hop; JavaScript awaits the plain value.
+    #[napi(ts_return_type = "Promise<NativeCapabilities>")]
+    pub fn capabilities(_path: Option<Buffer>) -> NativeCapabilities {
+        kernel_answers(None)
+    }
+
+    /// The synchronous twin of `capabilities`.
+    #[napi(js_name = "capabilitiesSync")]
+    pub fn capabilities_sync(_path: Option<Buffer>) -> NativeCapabilities {
+        kernel_answers(None)
+    }
 }

@@ -5,24 +5,16 @@
 //!
 //! Linux only, except [`probe`], which elsewhere reports every mechanism unavailable.
 
-#[cfg(target_os = "linux")]
-pub mod copy_range;
-#[cfg(target_os = "linux")]
-pub mod counters;
-#[cfg(target_os = "linux")]
-pub mod direct;
-#[cfg(target_os = "linux")]
-pub mod file;
-#[cfg(target_os = "linux")]
-pub mod mmap;
+linux_only! {
+    pub mod copy_range;
+    pub mod counters;
+    pub mod direct;
+    pub mod file;
+    pub mod mmap;
+    pub mod reflink;
+    pub mod sendfile;
+    pub mod sigbus;
+    pub mod socket;
+    pub mod splice;
+}
 pub mod probe;
-#[cfg(target_os = "linux")]
-pub mod reflink;
-#[cfg(target_os = "linux")]
-pub mod sendfile;
-#[cfg(target_os = "linux")]
-pub mod sigbus;
-#[cfg(target_os = "linux")]
-pub mod socket;
-#[cfg(target_os = "linux")]
-pub mod splice;
