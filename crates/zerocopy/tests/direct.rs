@@ -65,7 +65,7 @@ fn aligned_copy(data: &[u8], align: usize) -> AlignedBuf {
 fn make_cold(path: &Path) {
     let f = File::open(path).unwrap();
     f.sync_all().unwrap();
-    sys::fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    zerocopy_io::sys::fadvise::fadvise(&f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
 }
 
 fn resident_fraction(path: &Path) -> f64 {

@@ -346,7 +346,7 @@ impl DirectFile {
         let page = probe::page_size() as u64;
         let start = at - at % page;
         let end = (at + len as u64).div_ceil(page) * page;
-        sys::fadvise(
+        crate::sys::fadvise::fadvise(
             &self.fd,
             start,
             end - start,

@@ -25,6 +25,8 @@ mod direct;
 #[cfg(target_os = "linux")]
 mod error;
 #[cfg(target_os = "linux")]
+mod fadvise;
+#[cfg(target_os = "linux")]
 mod file;
 #[cfg(target_os = "linux")]
 mod mmap;

@@ -1,5 +1,5 @@
 //! Direct I/O plumbing: `O_DIRECT` opens, alignment discovery per file, aligned memory,
-//! `posix_fadvise`, `sync_file_range`, and `mincore` to see what a file left in the page cache.
+//! `sync_file_range` (and [`fadvise`](super::fadvise)) to leave the page cache alone.
 //!
 //! With `O_DIRECT` the kernel moves data by DMA straight between the device and the caller's memory,
 //! bypassing the page cache — provided the memory address, the file offset and the length are all
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::ptr::NonNull;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, PosixFadviseAdvice};
+use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, SFlag};
 
 use crate::error::{retry_eintr, Error, Result, SyscallExt};
@@ -73,19 +73,8 @@ pub fn misalignment(buf: &[u8], align: u32) -> u32 {
     (buf.as_ptr() as usize % align as usize) as u32
 }
 
-/// `posix_fadvise(2)`. `len` 0 means "to the end of the file".
-///
-/// Advice is advisory: `DONTNEED` drops clean, unmapped pages in the range but skips dirty ones
-/// (start writeback first, see [`sync_range`]) and pages another process holds mapped.
-#[doc(alias = "posix_fadvise64")]
-pub fn fadvise(fd: impl AsFd, offset: u64, len: u64, advice: PosixFadviseAdvice) -> Result<()> {
-    let offset = i64::try_from(offset).map_err(|_| Error::new(Errno::EINVAL, "posix_fadvise"))?;
-    let len = i64::try_from(len).unwrap_or(0);
-    nix::fcntl::posix_fadvise(fd.as_fd(), offset, len, advice).syscall("posix_fadvise")
-}
-
 /// `sync_file_range(fd, offset, len, WAIT_BEFORE | WRITE | WAIT_AFTER)`: writes the range's dirty pages
-/// back and waits for them, so that `posix_fadvise(DONTNEED)` can drop them afterwards.
+/// back and waits for them, so that [`fadvise`](super::fadvise::fadvise)`(DONTNEED)` can drop them afterwards.
 ///
 /// Not a durability guarantee: no metadata, no device cache flush (that is `fdatasync`).
 pub fn sync_range(fd: impl AsFd, offset: u64, len: u64) -> Result<()> {

@@ -9,6 +9,7 @@ linux_only! {
     pub mod copy_range;
     pub mod counters;
     pub mod direct;
+    pub mod fadvise;
     pub mod file;
     pub mod mmap;
     pub mod reflink;
