@@ -38,6 +38,19 @@ for (const size of [0, 1, 64 * 1024 - 1, MiB + 1]) {
   });
 }
 
+test('an fd number naming a regular file is refused in the JS API\'s terms', async () => {
+  const src = makeFile(s.path('to-regular-src'), 100);
+  const fd = openSync(s.path('to-regular-dst'), 'w');
+  try {
+    const err = await rejection(() => sendFile(fd, src));
+    assert.is(err.code, 'EINVAL');
+    // The core names its own API ("copy::copy"); the JS layer says it in the JS API's terms.
+    assert.match(err.message, /not a socket or pipe \(use copyFile\)/);
+  } finally {
+    closeSync(fd);
+  }
+});
+
 test("mechanism: 'readwrite' sends through a user-space buffer instead", async () => {
   const file = makeFile(s.path('rw-forced'), 3 * MiB + 7);
   const { ours, client } = await connection();

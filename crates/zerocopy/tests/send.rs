@@ -370,7 +370,7 @@ fn bad_ends_are_refused_before_sending() {
         let regular = open_write(&dir.path().join("out"));
         let err = SendFile::open(dup(&regular), Source::path(&path), None, None).unwrap_err();
         assert_eq!(err.errno(), Errno::EINVAL);
-        assert!(err.to_string().contains("copyFile"), "{err}");
+        assert!(err.to_string().contains("copy::copy"), "{err}");
         let err = SendFile::open(
             dup(&ours),
             Source::path(dir.path().join("missing")),
