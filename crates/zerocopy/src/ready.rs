@@ -16,7 +16,7 @@ use tokio::io::Interest;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// Why a transfer was cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,27 @@ pub enum CancelReason {
     Aborted,
     /// The socket was destroyed on the JavaScript side while the transfer ran.
     Destroyed,
+}
+
+impl CancelReason {
+    /// The error a transfer cancelled for this reason ends with: `ABORT_ERR` for an abort. For a
+    /// destroyed socket, the connection's own error if `connection` finds one (a peer that reset or
+    /// closed it is the real story), else [`Code::SocketDestroyed`](crate::error::Code) with `detail`:
+    /// the application destroyed a connection that was still fine.
+    pub(crate) fn error(
+        self,
+        syscall: &'static str,
+        connection: impl FnOnce() -> Result<()>,
+        detail: &'static str,
+    ) -> Error {
+        match self {
+            CancelReason::Aborted => Error::aborted(syscall),
+            CancelReason::Destroyed => match connection() {
+                Err(e) => e,
+                Ok(()) => Error::custom(Code::SocketDestroyed, Errno::EPIPE, syscall, detail),
+            },
+        }
+    }
 }
 
 /// A cancellation flag that wakes waiting transfers. Cheap to clone; all clones share one flag.

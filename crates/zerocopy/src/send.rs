@@ -425,20 +425,11 @@ impl SendFile {
     }
 
     fn cancelled(&self, reason: CancelReason) -> Error {
-        match reason {
-            CancelReason::Aborted => Error::aborted(SYSCALL),
-            // Destroyed on the JS side: if the peer reset or closed the connection, that is the real
-            // story; only a connection that is still fine was destroyed by the application.
-            CancelReason::Destroyed => match socket::probe_send(&self.io.socket) {
-                Err(e) => e,
-                Ok(()) => Error::custom(
-                    Code::SocketDestroyed,
-                    Errno::EPIPE,
-                    SYSCALL,
-                    "the socket was destroyed while a file was being sent",
-                ),
-            },
-        }
+        reason.error(
+            SYSCALL,
+            || socket::probe_send(&self.io.socket),
+            "the socket was destroyed while a file was being sent",
+        )
     }
 
     /// Settles the file position and gives the socket back its blocking mode. Idempotent.

@@ -337,30 +337,24 @@ impl Relay {
     }
 
     fn cancelled(&self, reason: CancelReason) -> Error {
-        match reason {
-            CancelReason::Aborted => Error::aborted(SYSCALL),
-            // A socket destroyed on the JS side: if a peer reset or closed its connection, that is the
-            // real story. Only sinks of unfinished chains are asked: a finished chain shut its sinks
-            // down, and a socket shut down for writing answers EPIPE however healthy it is.
-            CancelReason::Destroyed => {
-                for chain in self.chains.iter().filter(|c| !c.done) {
-                    for stage in &chain.stages {
-                        let end = &self.ends[stage.dst];
-                        if end.is_socket() {
-                            if let Err(e) = socket::probe_send(end.fd()) {
-                                return e;
-                            }
-                        }
+        // Only sinks of unfinished chains are asked how their connection is: a finished chain shut
+        // its sinks down, and a socket shut down for writing answers EPIPE however healthy it is.
+        let connections = || {
+            for chain in self.chains.iter().filter(|c| !c.done) {
+                for stage in &chain.stages {
+                    let end = &self.ends[stage.dst];
+                    if end.is_socket() {
+                        socket::probe_send(end.fd())?;
                     }
                 }
-                Error::custom(
-                    Code::SocketDestroyed,
-                    Errno::EPIPE,
-                    SYSCALL,
-                    "a socket was destroyed while the relay was running",
-                )
             }
-        }
+            Ok(())
+        };
+        reason.error(
+            SYSCALL,
+            connections,
+            "a socket was destroyed while the relay was running",
+        )
     }
 
     /// Returns empty pipes to the pool (closing the others) and restores blocking modes. Idempotent.
