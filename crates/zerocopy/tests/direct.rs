@@ -18,6 +18,14 @@ use zerocopy_io::Errno;
 
 const MIB: usize = 1 << 20;
 
+/// `no_descriptor_outlives_its_file` counts the process's fds, which the other tests, running on
+/// other threads, open and close: it runs alone (write), they run together (read).
+static FDS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn sharing_fds() -> std::sync::RwLockReadGuard<'static, ()> {
+    FDS.read().unwrap_or_else(|p| p.into_inner())
+}
+
 fn options(flags: OFlag) -> OpenOptions {
     OpenOptions {
         flags,
@@ -79,6 +87,7 @@ fn resident_fraction(path: &Path) -> f64 {
 
 #[test]
 fn files_on_disk_open_direct_with_the_filesystems_alignment() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let (path, _) = make_file(dir.path(), "f", 10_000, 1);
     let file = DirectFile::open(&path, &OpenOptions::default()).unwrap();
@@ -115,6 +124,7 @@ fn files_on_disk_open_direct_with_the_filesystems_alignment() {
 
 #[test]
 fn round_trips_of_every_awkward_size() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     for (i, &size) in [0usize, 1, 511, 4096, 4097, MIB + 1].iter().enumerate() {
         let data = pattern(size, i as u64 + 10);
@@ -138,6 +148,7 @@ fn round_trips_of_every_awkward_size() {
 
 #[test]
 fn aligned_requests_go_straight_through_and_short_reads_mean_end_of_file() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let (path, data) = make_file(dir.path(), "f", 3 * 4096 + 100, 2);
     let file = DirectFile::open(&path, &OpenOptions::default()).unwrap();
@@ -201,6 +212,7 @@ fn aligned_requests_go_straight_through_and_short_reads_mean_end_of_file() {
 
 #[test]
 fn misaligned_requests_fail_with_einval_before_any_system_call() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let (path, data) = make_file(dir.path(), "f", 8192, 4);
     let opts = options(OFlag::O_RDWR);
@@ -242,6 +254,7 @@ fn misaligned_requests_fail_with_einval_before_any_system_call() {
 
 #[test]
 fn bounce_reads_any_window_into_any_memory() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let size = 3 * MIB + 777;
     let (path, data) = make_file(dir.path(), "f", size, 5);
@@ -280,6 +293,7 @@ fn bounce_reads_any_window_into_any_memory() {
 
 #[test]
 fn bounce_writes_at_odd_positions_keep_their_neighbours() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let size = 2 * MIB + 300;
     let (path, mut expected) = make_file(dir.path(), "f", size, 6);
@@ -309,6 +323,7 @@ fn bounce_writes_at_odd_positions_keep_their_neighbours() {
 
 #[test]
 fn a_partial_block_over_existing_data_needs_read_access() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let (path, data) = make_file(dir.path(), "f", 10_000, 7);
     let file = DirectFile::open(&path, &options(OFlag::O_WRONLY)).unwrap();
@@ -330,6 +345,7 @@ fn a_partial_block_over_existing_data_needs_read_access() {
 
 #[test]
 fn direct_reads_leave_the_page_cache_alone_and_buffered_reads_do_not() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let (path, _) = make_file(dir.path(), "f", 16 * MIB, 8);
     make_cold(&path);
@@ -364,6 +380,7 @@ fn direct_reads_leave_the_page_cache_alone_and_buffered_reads_do_not() {
 
 #[test]
 fn a_filesystem_that_refuses_o_direct_fails_clearly_or_falls_back() {
+    let _fds = sharing_fds();
     let Some(ramfs) = Mount::new("ramfs", "size=64m") else {
         return;
     };
@@ -412,6 +429,7 @@ fn a_filesystem_that_refuses_o_direct_fails_clearly_or_falls_back() {
 
 #[test]
 fn the_buffered_fallback_drops_what_it_moved_from_the_cache() {
+    let _fds = sharing_fds();
     // Simulated refusal on the main disk, where (unlike ramfs) pages can be dropped.
     let dir = disk_dir();
     let size = 24 * MIB + 5;
@@ -457,6 +475,7 @@ fn the_buffered_fallback_drops_what_it_moved_from_the_cache() {
 
 #[test]
 fn a_full_filesystem_reports_the_bytes_written_then_enospc() {
+    let _fds = sharing_fds();
     // tmpfs accepts O_DIRECT on Linux 6.6+; a 1 MiB one fills up quickly.
     let Some(tmpfs) = Mount::new("tmpfs", "size=1m") else {
         return;
@@ -484,6 +503,7 @@ fn a_full_filesystem_reports_the_bytes_written_then_enospc() {
 
 #[test]
 fn block_devices_work_too() {
+    let _fds = sharing_fds();
     if !is_root() || !Path::new("/dev/loop-control").exists() {
         eprintln!("skipped: loop devices need root");
         return;
@@ -544,6 +564,7 @@ fn block_devices_work_too() {
 
 #[test]
 fn bad_opens() {
+    let _fds = sharing_fds();
     let dir = disk_dir();
     let (path, _) = make_file(dir.path(), "f", 10, 14);
     let err = DirectFile::open(&path, &options(OFlag::O_WRONLY | OFlag::O_APPEND)).unwrap_err();
@@ -573,6 +594,7 @@ fn bad_opens() {
 
 #[test]
 fn no_descriptor_outlives_its_file() {
+    let _alone = FDS.write().unwrap_or_else(|p| p.into_inner());
     let dir = disk_dir();
     let (path, _) = make_file(dir.path(), "f", 5000, 15);
     let before = open_fds();
@@ -595,6 +617,7 @@ fn no_descriptor_outlives_its_file() {
 
 #[test]
 fn aligned_buffers_are_aligned_and_zeroed() {
+    let _fds = sharing_fds();
     for (len, align) in [(0, 512), (1, 512), (4097, 4096), (MIB, 65536)] {
         let buf = AlignedBuf::zeroed(len, align).unwrap();
         assert_eq!(buf.len(), len);
@@ -622,6 +645,7 @@ fn anon_huge_kib() -> u64 {
 
 #[test]
 fn large_buffers_can_be_backed_by_huge_pages() {
+    let _fds = sharing_fds();
     let Some(huge) = sys::huge_page_size() else {
         eprintln!("skipped: transparent huge pages are off here");
         return;
