@@ -34,7 +34,7 @@ impl DirectFile {
     /// Opens `path` for Direct I/O.
     ///
     /// Fails with `EINVAL` for flags outside [`OpenOptions::flags`]' list, `EISDIR` for a directory,
-    /// `EINVAL` for anything but a regular file or a block device, code [`UNSUPPORTED`] when the
+    /// `EINVAL` for anything but a regular file or a block device, code [`UNSUPPORTED`](super::UNSUPPORTED) when the
     /// filesystem refuses `O_DIRECT` (unless [`Fallback::Buffered`]), and whatever `open` reports.
     pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<DirectFile> {
         let path = path.as_ref();

@@ -22,7 +22,7 @@
 //! source has nothing to read and when the pipe is full, so a chain only reads into an *empty* pipe:
 //! there, `EAGAIN` can only mean "nothing to read", and the chain sleeps until the source is readable.
 //! Splicing out of a non-empty pipe, `EAGAIN` can only mean the sink is full, and the chain sleeps until
-//! the sink is writable. The sleeping happens on tokio's epoll reactor ([`Registered`]): no thread is
+//! the sink is writable. The sleeping happens on tokio's epoll reactor ([`Registered`](crate::ready::Registered)): no thread is
 //! held and nothing spins; [`Cancel`] wakes it.
 //!
 //! ## End of stream and half-close
