@@ -8,7 +8,8 @@
  * - Cancellation: {@link AbortError}, `code` 'ABORT_ERR', with the signal's reason as `cause`.
  *
  * The native layer reports failures as a JSON record in the message (crates/zerocopy/src/node/error.rs
- * formats it); {@link fromNative} is the one place that parses it.
+ * formats it); {@link fromNative} is the one place that parses it, and js/native.ts applies it to every
+ * native call, so errors are converted once, where they leave the binding.
  */
 import { inspect } from 'node:util';
 
@@ -62,7 +63,8 @@ function parseRecord(message: string): NativeRecord | undefined {
 
 /**
  * Turns an error thrown by the native binding into a Node-style {@link ErrnoError}; anything else
- * (already converted, or a JS error from a callback) is returned unchanged.
+ * (already converted, or a JS error from a callback) is returned unchanged, so calling it twice is
+ * harmless. js/native.ts calls it for every native call: other modules need not.
  */
 export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
@@ -78,13 +80,12 @@ export function fromNative(err: unknown): unknown {
   return out;
 }
 
-/** Converts `err` with {@link fromNative} and records how many bytes moved before it. */
+/** Records on `err` how many bytes moved before it, unless it already says. */
 export function withBytes(err: unknown, bytesTransferred: number): unknown {
-  const out = fromNative(err);
-  if (out instanceof Error && (out as ErrnoError).bytesTransferred === undefined) {
-    (out as ErrnoError).bytesTransferred = bytesTransferred;
+  if (err instanceof Error && (err as ErrnoError).bytesTransferred === undefined) {
+    (err as ErrnoError).bytesTransferred = bytesTransferred;
   }
-  return out;
+  return err;
 }
 
 /**

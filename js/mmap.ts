@@ -183,6 +183,8 @@ export class MappedFile {
     try {
       buffer = mapping.createBuffer();
     } catch (err) {
+      // `mapping` is the binding's (whose errors are converted already) or, in a test, a stand-in
+      // that throws the native record itself: fromNative passes converted errors through.
       const converted = fromNative(err) as ErrnoError;
       mapping.close(undefined);
       if (converted.syscall === 'napi_create_external_buffer') {
@@ -228,11 +230,7 @@ export class MappedFile {
     if (name === undefined) throw invalidArgValue('advice', advice, `must be one of: ${ADVICE.map((a) => `'${a}'`).join(', ')}`);
     const [offset, length] = rangeIn(range, this.length, 'range');
     if (this.stale) throw truncated('advise');
-    try {
-      this.#native.advise(name, offset, length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    this.#native.advise(name, offset, length);
   }
 
   /**
@@ -247,24 +245,14 @@ export class MappedFile {
    */
   async sync(options?: MmapSyncOptions): Promise<void> {
     const [wait, offset, length] = this.#syncArgs(options);
-    let synced: NativeSynced;
-    try {
-      synced = await this.#native.sync(wait, offset, length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    const synced = await this.#native.sync(wait, offset, length);
     checkSynced(synced, offset, this.offset, this.stale);
   }
 
   /** The synchronous twin of {@link sync}. */
   syncSync(options?: MmapSyncOptions): void {
     const [wait, offset, length] = this.#syncArgs(options);
-    let synced: NativeSynced;
-    try {
-      synced = this.#native.syncSync(wait, offset, length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    const synced = this.#native.syncSync(wait, offset, length);
     checkSynced(synced, offset, this.offset, this.stale);
   }
 
@@ -288,13 +276,7 @@ export class MappedFile {
    */
   close(): void {
     if (this.#native.closed) return;
-    let stale: boolean;
-    try {
-      stale = this.#native.close(this.buffer);
-    } catch (err) {
-      throw fromNative(err);
-    }
-    if (stale) throw truncated('close');
+    if (this.#native.close(this.buffer)) throw truncated('close');
   }
 
   /** `using file = mmapSync(...)` closes it at the end of the block. */
@@ -370,26 +352,14 @@ function finish(mapping: NativeMapping, p: Prepared): MappedFile {
 export async function mmap(file: FileArg, options?: MmapOptions): Promise<MappedFile> {
   const p = prepare(file, options);
   requireLinux('mmap');
-  let mapping: NativeMapping;
-  try {
-    mapping = await native.mmap(p.spec);
-  } catch (err) {
-    throw fromNative(err);
-  }
-  return finish(mapping, p);
+  return finish(await native.mmap(p.spec), p);
 }
 
 /** The synchronous twin of {@link mmap}. */
 export function mmapSync(file: FileArg, options?: MmapOptions): MappedFile {
   const p = prepare(file, options);
   requireLinux('mmapSync');
-  let mapping: NativeMapping;
-  try {
-    mapping = native.mmapSync(p.spec);
-  } catch (err) {
-    throw fromNative(err);
-  }
-  return finish(mapping, p);
+  return finish(native.mmapSync(p.spec), p);
 }
 
 /**
@@ -405,14 +375,8 @@ export function mmapSync(file: FileArg, options?: MmapOptions): MappedFile {
  * console.log(`${((100 * resident) / pages).toFixed(1)}% cached`);
  */
 export function residency(fileOrMapping: FileArg | MappedFile): Residency {
-  try {
-    if (fileOrMapping instanceof MappedFile) {
-      return residencyOf(fileOrMapping);
-    }
-    const target = resolveFile(fileOrMapping, 'fileOrMapping');
-    requireLinux('residency');
-    return counts(native.fileResidency(target.path, target.fd));
-  } catch (err) {
-    throw fromNative(err);
-  }
+  if (fileOrMapping instanceof MappedFile) return residencyOf(fileOrMapping);
+  const target = resolveFile(fileOrMapping, 'fileOrMapping');
+  requireLinux('residency');
+  return counts(native.fileResidency(target.path, target.fd));
 }
