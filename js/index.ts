@@ -23,6 +23,6 @@ export type { DirectFileAlignment, DirectFlags, DirectIoOptions, DirectMechanism
 export { createDirectReadStream, createDirectWriteStream, DirectReadStream, DirectWriteStream } from './direct-stream.js';
 export type { DirectReadStreamOptions, DirectWriteStreamOptions } from './direct-stream.js';
 export { AbortError, isErrnoError } from './errors.js';
-export type { ErrnoError, MisalignedError } from './errors.js';
+export type { CodedError, ErrnoError, MisalignedError } from './errors.js';
 export type { FileArg } from './fd.js';
 export * as sys from './sys.js';

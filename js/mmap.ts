@@ -17,7 +17,7 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 
-import { fromNative, invalidArgValue, outOfRange, type ErrnoError } from './errors.js';
+import { codedError, fromNative, invalidArgValue, outOfRange, type CodedError, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg } from './fd.js';
 import { native } from './native.js';
 import { requireLinux } from './portable.js';
@@ -91,23 +91,15 @@ const ADVICE = ['normal', 'sequential', 'random', 'willneed', 'dontneed', 'hugep
 /** `Symbol.dispose` where the runtime has it, else the symbol Node uses for it. */
 const disposeSymbol: typeof Symbol.dispose = (Symbol.dispose ?? Symbol.for('nodejs.dispose')) as typeof Symbol.dispose;
 
-type CodedError = Error & { code: string };
-
 /** A plain `{ pages, resident }`, whatever extra fields the native object grows. */
 const counts = (r: Residency): Residency => ({ pages: r.pages, resident: r.resident });
 
 /** `mincore` over a mapping's window; set by MappedFile's static block, which can reach its internals. */
 let residencyOf: (m: MappedFile) => Residency;
 
-function mappingError(code: string, message: string, cause?: unknown): CodedError {
-  const err = new Error(message, cause === undefined ? undefined : { cause }) as CodedError;
-  err.code = code;
-  return err;
-}
-
 /** `ERR_MAPPING_TRUNCATED`: `op` found the mapping stale. */
 function truncated(op: string): CodedError {
-  return mappingError(
+  return codedError(
     'ERR_MAPPING_TRUNCATED',
     `The mapped file was truncated while mapped: part of the mapping now reads as zeros and writes there are lost (${op})`,
   );
@@ -130,16 +122,13 @@ type NativeSynced = Awaited<ReturnType<NativeMapping['sync']>>;
 function checkSynced(s: NativeSynced, offset: number, base: number, stale: boolean): void {
   if (s.lost > 0) {
     const lostFrom = offset + s.bytes;
-    const err = mappingError(
+    throw codedError(
       'ERR_MAPPING_TRUNCATED',
       `The mapped file was truncated while mapped: it now ends at byte ${s.fileSize ?? 0}. ` +
         `${s.bytes} bytes of the range were written to it; the ${s.lost} from window offset ${lostFrom} ` +
         `(file offset ${base + lostFrom}) on are past its end or no longer backed by it, and what was written there is lost (sync)`,
-    ) as unknown as TruncatedSyncError;
-    err.bytesTransferred = s.bytes;
-    err.bytesLost = s.lost;
-    err.fileSize = s.fileSize ?? 0;
-    throw err;
+      { bytesTransferred: s.bytes, bytesLost: s.lost, fileSize: s.fileSize ?? 0 },
+    ) satisfies TruncatedSyncError;
   }
   // A private mapping writes nothing to the file; its truncation is reported all the same.
   if (stale && s.fileSize == null) throw truncated('sync');
@@ -188,10 +177,10 @@ export class MappedFile {
       const converted = fromNative(err) as ErrnoError;
       mapping.close(undefined);
       if (converted.syscall === 'napi_create_external_buffer') {
-        throw mappingError(
+        throw codedError(
           'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED',
           'This runtime forbids external buffers (e.g. the V8 sandbox in Electron), so a file cannot be mapped without copying it',
-          converted,
+          { cause: converted },
         );
       }
       throw converted;

@@ -19,7 +19,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
 import type * as Binding from '../native/binding.js';
-import { fromNative } from './errors.js';
+import { codedError, fromNative } from './errors.js';
 
 export type { CopyProgress, CopySpec, DirectHandle, DirectStep, NativeCapabilities, RelayProgress, SendProgress } from '../native/binding.js';
 
@@ -149,14 +149,14 @@ function explain(cause: unknown): NativeBindingError {
 }
 
 function bindingError(message: string, cause: unknown, libc: Libc): NativeBindingError {
-  const err = new Error(message, { cause }) as NativeBindingError;
-  err.code = 'ERR_ZEROCOPY_NATIVE_BINDING';
-  err.platform = process.platform;
-  err.arch = process.arch;
-  err.libc = libc.family;
-  err.packageName = `zerocopy-${platformName(libc)}`;
-  err.supported = ZEROCOPY_TARGETS;
-  return err;
+  return codedError('ERR_ZEROCOPY_NATIVE_BINDING', message, {
+    cause,
+    platform: process.platform,
+    arch: process.arch,
+    libc: libc.family,
+    packageName: `zerocopy-${platformName(libc)}`,
+    supported: ZEROCOPY_TARGETS,
+  }) satisfies NativeBindingError;
 }
 
 /** Why the installed platform package does not load: its own error, which the loader keeps only as text. */

@@ -8,18 +8,17 @@ import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { promisify } from 'node:util';
 
-import { abortError, withBytes, type ErrnoError } from './errors.js';
+import { abortError, codedError, withBytes, type CodedError, type ErrnoError } from './errors.js';
 import { linuxPaths, PORTABLE_VARIABLE } from './native.js';
 import type { CopyPlan, CopyResult } from './copy.js';
 
 /** The error for a feature that only exists on Linux. */
-export function unavailable(what: string): Error & { code: string } {
+export function unavailable(what: string): CodedError {
   const why = process.env[PORTABLE_VARIABLE] === '1' ? ` (${PORTABLE_VARIABLE}=1)` : '';
-  const err = new Error(
+  return codedError(
+    'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM',
     `${what} is not available on ${process.platform} ${process.arch}${why}: zerocopy implements it with Linux system calls only`,
-  ) as Error & { code: string };
-  err.code = 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM';
-  return err;
+  );
 }
 
 /** Throws {@link unavailable} unless the Linux paths are there. */

@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 
-import { abortError, failure, invalidArgType, invalidArgValue, type ErrnoError } from './errors.js';
+import { abortError, codedError, failure, invalidArgType, invalidArgValue, type CodedError, type ErrnoError } from './errors.js';
 import { linuxPaths, native, type RelayProgress } from './native.js';
 import { unavailable } from './portable.js';
 import { onAbort } from './signal.js';
@@ -312,13 +312,9 @@ function annotated(err: unknown, signal: AbortSignal | undefined, add: (bytes: n
   return out;
 }
 
-function unusable(socket: Socket, writing: boolean): ErrnoError | undefined {
+function unusable(socket: Socket, writing: boolean): CodedError | undefined {
   if (socket.destroyed) return destroyedError('Cannot relay a socket that has been destroyed');
-  if (writing && socket.writableEnded) {
-    const err = new Error('Cannot relay into a socket that has been ended') as ErrnoError;
-    err.code = 'ERR_STREAM_WRITE_AFTER_END';
-    return err;
-  }
+  if (writing && socket.writableEnded) return codedError('ERR_STREAM_WRITE_AFTER_END', 'Cannot relay into a socket that has been ended');
   return undefined;
 }
 
@@ -356,7 +352,7 @@ function fdNeedsSplice(plan: Plan, reason: string): Error {
     reason === 'splice'
       ? 'Relaying an fd needs splice(2), which this process may not use (seccomp?)'
       : `Relaying an fd with a socket needs the socket's ${reason.slice('internal '.length)}, which this runtime does not provide: such sockets are relayed through Node streams, which need sockets at both ends`;
-  return Object.assign(new Error(why), { code: 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM' });
+  return codedError('ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', why);
 }
 
 /**
