@@ -13,7 +13,7 @@ import { constants as fsConstants } from 'node:fs';
 import { abortError, invalidArgType, invalidArgValue, misaligned, outOfRange, withBytes } from './errors.js';
 import { resolveFile } from './fd.js';
 import { native, type DirectHandle, type DirectStep } from './native.js';
-import { requireLinux } from './portable.js';
+import { requireLinux } from './platform.js';
 import * as check from './validate.js';
 
 /** How a {@link DirectFile} moves bytes: `'direct'` (O_DIRECT) or `'buffered'` (the fallback). */

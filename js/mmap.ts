@@ -20,7 +20,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { codedError, fromNative, invalidArgValue, outOfRange, type CodedError, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg } from './fd.js';
 import { native } from './native.js';
-import { requireLinux } from './portable.js';
+import { requireLinux } from './platform.js';
 import * as check from './validate.js';
 
 /** `'r'`: read (private; stray writes stay private), `'rw'`: shared and writable, `'cow'`: private copy-on-write. */

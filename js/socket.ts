@@ -10,7 +10,7 @@ import { abortError, codedError, failure, fileTruncated, invalidArgType, type Er
 import { resolveFile, type FileArg, type Resolved } from './fd.js';
 import { fdStat, readAt } from './fdio.js';
 import { linuxPaths, native, type SendProgress } from './native.js';
-import { requireLinux } from './portable.js';
+import { requireLinux } from './platform.js';
 import { onAbort } from './signal.js';
 import { isNetSocket, missingInternal, socketFd } from './internals.js';
 import { cancelOnEnd, connected, destroyedError, idlePace, noteActivity, takeOver, type Hold } from './takeover.js';

@@ -31,7 +31,8 @@ import {
 
 import { renderHtml } from './bench-html.js';
 import { benchBinding } from './peer.js';
-import { cacheLine, cacheShares, counts, PICTURES, share, type Picture } from './pictures.js';
+import type { BenchReport, Eviction, Group, Model, PathResidency, PathResult, Picture } from './bench-report.js';
+import { cacheLine, cacheShares, counts, PICTURES, share } from './pictures.js';
 import { formatBytes, intOption, parse, percent, ProgressBar, str, UsageError } from './util.js';
 
 /** Replaced by the package version at build time (scripts/build-js.mjs). */
@@ -64,77 +65,6 @@ Options:
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
-
-export type Group = 'file → socket' | 'file → file' | 'socket → socket';
-
-/**
- * The seed's model of one chunk's trip along a path: the counts (schema 1), and since schema 2 the
- * picture they are read off: the places the bytes pass, the hops between them with their kind, the
- * system calls per chunk.
- */
-export interface Model extends Picture {
-  syscallsPerChunk: number;
-  userKernelSwitchesPerChunk: number;
-  cpuCopies: number;
-  dmaCopies: number;
-}
-
-/**
- * How much of the workload file was in the page cache, in pages, before and right after each run (the
- * `before` of a `--cold` run is what eviction left). File → file paths add the copy's pages after.
- */
-export interface PathResidency {
-  pages: number;
-  before: number[];
-  after: number[];
-  copyAfter?: number[];
-}
-
-/** One path's results: the `paths[]` entries of the JSON output. */
-export interface PathResult {
-  id: string;
-  group: Group;
-  name: string;
-  mechanism: string;
-  baseline: boolean;
-  available: boolean;
-  reason?: string;
-  model: Model;
-  runs: number[];
-  medianSeconds: number | null;
-  bestSeconds: number | null;
-  mibPerSecond: number | null;
-  cpuSecondsPerGiB: number | null;
-  syscalls: number | null;
-  syscallsEstimated: boolean;
-  voluntaryContextSwitches: number | null;
-  involuntaryContextSwitches: number | null;
-  /** Throughput against the group's baseline (Node streams, read/write, Node pipe). */
-  speedup: number | null;
-  /** Null when the path did not run. */
-  residency: PathResidency | null;
-}
-
-/** What `--cold` did before each run; null for a warm run. */
-export interface Eviction {
-  method: 'fsync + posix_fadvise(DONTNEED)';
-  /** False when some run started with more than 1% of the file still cached: those runs were not cold. */
-  evicted: boolean;
-  pages: number;
-  /** The most pages left in the cache before any run. */
-  worstResident: number;
-}
-
-/** The whole JSON document `--json` prints. */
-export interface BenchReport {
-  schema: 'zerocopy-bench/2';
-  version: string;
-  machine: { cores: number; cpu: string; kernel: string; node: string; filesystem: string; dir: string };
-  workload: { bytes: number; runs: number; quick: boolean; cold: boolean };
-  eviction: Eviction | null;
-  paths: PathResult[];
-  winners: { group: Group; id: string; line: string }[];
-}
 
 interface Context {
   /** Evict the file before each run instead of warming it. */

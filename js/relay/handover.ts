@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { abortError, codedError, invalidArgValue, type CodedError } from '../errors.js';
 import { missingInternal, type Roles } from '../internals.js';
 import { linuxPaths, native } from '../native.js';
-import { unavailable } from '../portable.js';
+import { unavailable } from '../platform.js';
 import { connected, destroyedError, holdReading, takeOver } from '../takeover.js';
 import { Failed, socketAt, zeros, type Held, type Outcome, type Plan } from './plan.js';
 import { relaySplice } from './splice.js';
