@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 
 import type { BenchReport, PathResult } from './bench-report.js';
-import { models } from './bench.js';
+import { models } from './bench-measure.js';
 import {
   BAND_LABEL,
   boundaryLabel,
