@@ -1,4 +1,4 @@
-// The portable paths a build for macOS or Windows takes (js/portable.ts), run here on Linux with
+// The portable paths a build for macOS or Windows takes (js/platform.ts, js/copy-portable.ts), run here on Linux with
 // ZEROCOPY_PORTABLE=1 (`npm run test:portable`; `npm run test:js` runs it): capabilities report
 // nothing, copies go through read/write with the native engine's semantics, sends through the socket
 // stream, and the Linux-only features fail with ERR_FEATURE_UNAVAILABLE_ON_PLATFORM.

@@ -4,7 +4,6 @@
 import { stat, statSync, type Stats } from 'node:fs';
 import { release } from 'node:os';
 
-import { fromNative } from './errors.js';
 import { resolveFile } from './fd.js';
 import { linuxPaths, native, type NativeCapabilities } from './native.js';
 
@@ -138,20 +137,12 @@ export async function capabilities(path?: string | Buffer | URL): Promise<Capabi
     const st = bytes && (await new Promise<Stats>((res, rej) => stat(bytes, (e, s) => (e ? rej(e) : res(s)))));
     return portable(native.capabilitiesSync(undefined), shown, st);
   }
-  try {
-    return convert(await native.capabilities(bytes), shown);
-  } catch (err) {
-    throw fromNative(err);
-  }
+  return convert(await native.capabilities(bytes), shown);
 }
 
 /** Synchronous {@link capabilities}. */
 export function capabilitiesSync(path?: string | Buffer | URL): Capabilities {
   const { bytes, shown } = pathArg(path);
   if (!linuxPaths) return portable(native.capabilitiesSync(undefined), shown, bytes && statSync(bytes));
-  try {
-    return convert(native.capabilitiesSync(bytes), shown);
-  } catch (err) {
-    throw fromNative(err);
-  }
+  return convert(native.capabilitiesSync(bytes), shown);
 }

@@ -3,8 +3,8 @@
  */
 import { abortError, withBytes } from './errors.js';
 import { resolveFile, type FileArg } from './fd.js';
+import { copyPortable, copyPortableSync, type CopyPlan } from './copy-portable.js';
 import { linuxPaths, native, type CopyProgress, type CopySpec } from './native.js';
-import { copyPortable, copyPortableSync } from './portable.js';
 import * as check from './validate.js';
 
 /** How the bytes were moved, cheapest first. */
@@ -74,17 +74,6 @@ const WATCHED_STEP = 64 * 1024 * 1024;
 
 const REFLINK_MODES = ['auto', 'always', 'never'] as const;
 const MECHANISMS = ['reflink', 'copy_file_range', 'sendfile', 'readwrite'] as const;
-
-/**
- * A validated copy: what the native job or the portable fallback (js/portable.ts) runs.
- * @internal
- */
-export interface CopyPlan {
-  spec: CopySpec;
-  budget: number;
-  signal: AbortSignal | undefined;
-  onProgress: ((bytesDone: number, total: number) => void) | undefined;
-}
 
 /** Validates the arguments; an already aborted signal fails here, before anything is opened. */
 function plan(src: unknown, dst: unknown, rawOptions: unknown): CopyPlan {

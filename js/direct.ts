@@ -10,10 +10,10 @@
  */
 import { constants as fsConstants } from 'node:fs';
 
-import { abortError, fromNative, invalidArgType, invalidArgValue, misaligned, outOfRange, withBytes } from './errors.js';
+import { abortError, invalidArgType, invalidArgValue, misaligned, outOfRange, withBytes } from './errors.js';
 import { resolveFile } from './fd.js';
 import { native, type DirectHandle, type DirectStep } from './native.js';
-import { requireLinux } from './portable.js';
+import { requireLinux } from './platform.js';
 import * as check from './validate.js';
 
 /** How a {@link DirectFile} moves bytes: `'direct'` (O_DIRECT) or `'buffered'` (the fallback). */
@@ -313,40 +313,24 @@ export class DirectFile {
 
   /** The file's size in bytes (a block device's capacity). */
   async size(): Promise<number> {
-    try {
-      return await this.#handle.size();
-    } catch (err) {
-      throw fromNative(err);
-    }
+    return this.#handle.size();
   }
 
   /** Synchronous {@link DirectFile.size}. */
   sizeSync(): number {
-    try {
-      return this.#handle.sizeSync();
-    } catch (err) {
-      throw fromNative(err);
-    }
+    return this.#handle.sizeSync();
   }
 
   /** Sets the file's size to exactly `length` bytes (no alignment needed): how an aligned writer trims its padding. */
   async truncate(length = 0): Promise<void> {
     check.integer(length, 'length');
-    try {
-      await this.#handle.truncate(length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    await this.#handle.truncate(length);
   }
 
   /** Synchronous {@link DirectFile.truncate}. */
   truncateSync(length = 0): void {
     check.integer(length, 'length');
-    try {
-      this.#handle.truncateSync(length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    this.#handle.truncateSync(length);
   }
 
   /**
@@ -470,11 +454,7 @@ export async function openDirect(path: string | Buffer | URL, options?: OpenDire
 export async function openDirect(path: unknown, flags?: unknown, mode?: unknown, options?: unknown): Promise<DirectFile> {
   const plan = planFromArgs(path, flags, mode, options);
   requireLinux('openDirect (O_DIRECT)');
-  try {
-    return new DirectFile(await native.openDirect(plan.spec), plan.path, plan.unaligned);
-  } catch (err) {
-    throw fromNative(err);
-  }
+  return new DirectFile(await native.openDirect(plan.spec), plan.path, plan.unaligned);
 }
 
 /** Synchronous {@link openDirect}. */
@@ -483,11 +463,7 @@ export function openDirectSync(path: string | Buffer | URL, options?: OpenDirect
 export function openDirectSync(path: unknown, flags?: unknown, mode?: unknown, options?: unknown): DirectFile {
   const plan = planFromArgs(path, flags, mode, options);
   requireLinux('openDirectSync (O_DIRECT)');
-  try {
-    return new DirectFile(native.openDirectSync(plan.spec), plan.path, plan.unaligned);
-  } catch (err) {
-    throw fromNative(err);
-  }
+  return new DirectFile(native.openDirectSync(plan.spec), plan.path, plan.unaligned);
 }
 
 /** `(path, flags?, mode?, options?)`, or `(path, { flags, mode, ...options })`. */

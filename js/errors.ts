@@ -8,14 +8,16 @@
  * - Cancellation: {@link AbortError}, `code` 'ABORT_ERR', with the signal's reason as `cause`.
  *
  * The native layer reports failures as a JSON record in the message (crates/zerocopy/src/node/error.rs
- * formats it); {@link fromNative} is the one place that parses it.
+ * formats it); {@link fromNative} is the one place that parses it, and js/native.ts applies it to every
+ * native call, so errors are converted once, where they leave the binding.
  */
 import { inspect } from 'node:util';
 
 /**
  * A failed system call. `errno` is negative, as in Node (`-9` for EBADF). Failures that are not one
- * errno carry a code of zerocopy's own and no `errno`: 'ERR_FILE_TRUNCATED' (the file shrank while it
- * was being sent), 'ERR_STREAM_DESTROYED' (the socket was destroyed during a send).
+ * errno are {@link CodedError}s instead, with a code of zerocopy's own and no `errno`:
+ * 'ERR_FILE_TRUNCATED' (the file shrank while it was being sent), 'ERR_STREAM_DESTROYED' (the socket
+ * was destroyed during a send), … — with `bytesTransferred` too where bytes moved.
  */
 export interface ErrnoError extends Error {
   code: string;
@@ -78,7 +80,8 @@ function parseRecord(message: string): NativeRecord | undefined {
 
 /**
  * Turns an error thrown by the native binding into a Node-style {@link ErrnoError}; anything else
- * (already converted, or a JS error from a callback) is returned unchanged.
+ * (already converted, or a JS error from a callback) is returned unchanged, so calling it twice is
+ * harmless. js/native.ts calls it for every native call: other modules need not.
  */
 export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error)) return err;
@@ -94,13 +97,12 @@ export function fromNative(err: unknown): unknown {
   return out;
 }
 
-/** Converts `err` with {@link fromNative} and records how many bytes moved before it. */
+/** Records on `err` how many bytes moved before it, unless it already says. */
 export function withBytes(err: unknown, bytesTransferred: number): unknown {
-  const out = fromNative(err);
-  if (out instanceof Error && (out as ErrnoError).bytesTransferred === undefined) {
-    (out as ErrnoError).bytesTransferred = bytesTransferred;
+  if (err instanceof Error && (err as ErrnoError).bytesTransferred === undefined) {
+    (err as ErrnoError).bytesTransferred = bytesTransferred;
   }
-  return out;
+  return err;
 }
 
 /**
@@ -132,11 +134,37 @@ export function abortError(signal: AbortSignal): AbortError {
   return new AbortError(undefined, { cause: signal.reason });
 }
 
-type CodedError<E extends Error> = E & { code: string };
+/**
+ * An error with a `code` and no errno, as Node's own `ERR_*` errors: bad arguments (a `TypeError` or
+ * `RangeError`: 'ERR_INVALID_ARG_TYPE', …) and failures of zerocopy's own ('ERR_FILE_TRUNCATED',
+ * 'ERR_STREAM_DESTROYED', 'ERR_MAPPING_TRUNCATED', 'ERR_FEATURE_UNAVAILABLE_ON_PLATFORM', …). Those of
+ * operations that move data also carry `bytesTransferred`.
+ */
+export type CodedError<E extends Error = Error> = E & { code: string; bytesTransferred?: number };
 
 function coded<E extends Error>(err: E, code: string): CodedError<E> {
   Object.defineProperty(err, 'code', { value: code, enumerable: true, writable: true, configurable: true });
   return err as CodedError<E>;
+}
+
+/**
+ * The one factory of {@link CodedError}s that are plain `Error`s: `message`, `code`, and `props`
+ * copied on (a `cause` among them becomes the standard `Error` cause).
+ */
+export function codedError<C extends string, P extends object = object>(code: C, message: string, props?: P & { cause?: unknown }): CodedError & { code: C } & P {
+  type Made = CodedError & { code: C } & P;
+  if (props === undefined) return coded(new Error(message), code) as Made;
+  const { cause, ...rest } = props;
+  const err = coded(new Error(message, 'cause' in props ? { cause } : undefined), code);
+  return Object.assign(err, rest) as Made;
+}
+
+/**
+ * `ERR_FILE_TRUNCATED`: a send of file bytes `start..end` found the file ending at byte `endedAt`
+ * (it shrank while it was being sent). The native send reports the same case with the same words.
+ */
+export function fileTruncated(endedAt: number, start: number, end: number): CodedError {
+  return codedError('ERR_FILE_TRUNCATED', `the file ended at byte ${endedAt} while sending bytes ${start}..${end} (was it truncated?)`);
 }
 
 function describe(value: unknown): string {

@@ -8,7 +8,6 @@
  */
 import { close, fstat, read } from 'node:fs';
 
-import { fromNative } from './errors.js';
 import { linuxPaths, native } from './native.js';
 
 /** What the fallbacks need to know of an fd. */
@@ -23,7 +22,7 @@ export function fdStat(fd: number): Promise<FdStat> {
     try {
       return Promise.resolve(native.fdInfo(fd) as FdStat);
     } catch (err) {
-      return Promise.reject(fromNative(err));
+      return Promise.reject(err);
     }
   }
   return new Promise((resolve, reject) =>
@@ -35,9 +34,9 @@ export function fdStat(fd: number): Promise<FdStat> {
 export function readAt(fd: number, buffer: Buffer, offset: number, length: number, position: number | null): Promise<number> {
   if (linuxPaths) {
     try {
-      return native.readAt(fd, buffer, offset, length, position ?? undefined).catch((err: unknown) => Promise.reject(fromNative(err)));
+      return native.readAt(fd, buffer, offset, length, position ?? undefined);
     } catch (err) {
-      return Promise.reject(fromNative(err));
+      return Promise.reject(err);
     }
   }
   return new Promise((resolve, reject) => read(fd, buffer, offset, length, position, (err, n) => (err ? reject(err) : resolve(n))));

@@ -10,8 +10,8 @@ export { copyFile, copyFileSync } from './copy.js';
 export type { CopyMechanism, CopyOptions, CopyResult, ReflinkMode } from './copy.js';
 export { sendFile } from './socket.js';
 export type { SendFileOptions, SendMechanism, SendResult } from './socket.js';
-export { pipe, proxy, teeTo } from './relay.js';
-export type { PipeOptions, PipeResult, ProxyOptions, ProxyResult, RelayEnd, RelayError, RelayMechanism, RelayOptions, TeeOptions, TeeResult } from './relay.js';
+export { pipe, proxy, teeTo } from './relay/index.js';
+export type { PipeOptions, PipeResult, ProxyOptions, ProxyResult, RelayEnd, RelayError, RelayMechanism, RelayOptions, TeeOptions, TeeResult } from './relay/index.js';
 export { serveFile, INLINE_BODY_LIMIT } from './http.js';
 export type { ServeFileOptions, ServeResult } from './http.js';
 export { capabilities, capabilitiesSync } from './capabilities.js';
@@ -23,6 +23,6 @@ export type { DirectFileAlignment, DirectFlags, DirectIoOptions, DirectMechanism
 export { createDirectReadStream, createDirectWriteStream, DirectReadStream, DirectWriteStream } from './direct-stream.js';
 export type { DirectReadStreamOptions, DirectWriteStreamOptions } from './direct-stream.js';
 export { AbortError, isErrnoError } from './errors.js';
-export type { ErrnoError, MisalignedError } from './errors.js';
+export type { CodedError, ErrnoError, MisalignedError } from './errors.js';
 export type { FileArg } from './fd.js';
 export * as sys from './sys.js';

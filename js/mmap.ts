@@ -17,10 +17,10 @@
  */
 import { constants as bufferConstants } from 'node:buffer';
 
-import { fromNative, invalidArgValue, outOfRange, type ErrnoError } from './errors.js';
+import { codedError, fromNative, invalidArgValue, outOfRange, type CodedError, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg } from './fd.js';
 import { native } from './native.js';
-import { requireLinux } from './portable.js';
+import { requireLinux } from './platform.js';
 import * as check from './validate.js';
 
 /** `'r'`: read (private; stray writes stay private), `'rw'`: shared and writable, `'cow'`: private copy-on-write. */
@@ -91,23 +91,15 @@ const ADVICE = ['normal', 'sequential', 'random', 'willneed', 'dontneed', 'hugep
 /** `Symbol.dispose` where the runtime has it, else the symbol Node uses for it. */
 const disposeSymbol: typeof Symbol.dispose = (Symbol.dispose ?? Symbol.for('nodejs.dispose')) as typeof Symbol.dispose;
 
-type CodedError = Error & { code: string };
-
 /** A plain `{ pages, resident }`, whatever extra fields the native object grows. */
 const counts = (r: Residency): Residency => ({ pages: r.pages, resident: r.resident });
 
 /** `mincore` over a mapping's window; set by MappedFile's static block, which can reach its internals. */
 let residencyOf: (m: MappedFile) => Residency;
 
-function mappingError(code: string, message: string, cause?: unknown): CodedError {
-  const err = new Error(message, cause === undefined ? undefined : { cause }) as CodedError;
-  err.code = code;
-  return err;
-}
-
 /** `ERR_MAPPING_TRUNCATED`: `op` found the mapping stale. */
 function truncated(op: string): CodedError {
-  return mappingError(
+  return codedError(
     'ERR_MAPPING_TRUNCATED',
     `The mapped file was truncated while mapped: part of the mapping now reads as zeros and writes there are lost (${op})`,
   );
@@ -130,16 +122,13 @@ type NativeSynced = Awaited<ReturnType<NativeMapping['sync']>>;
 function checkSynced(s: NativeSynced, offset: number, base: number, stale: boolean): void {
   if (s.lost > 0) {
     const lostFrom = offset + s.bytes;
-    const err = mappingError(
+    throw codedError(
       'ERR_MAPPING_TRUNCATED',
       `The mapped file was truncated while mapped: it now ends at byte ${s.fileSize ?? 0}. ` +
         `${s.bytes} bytes of the range were written to it; the ${s.lost} from window offset ${lostFrom} ` +
         `(file offset ${base + lostFrom}) on are past its end or no longer backed by it, and what was written there is lost (sync)`,
-    ) as unknown as TruncatedSyncError;
-    err.bytesTransferred = s.bytes;
-    err.bytesLost = s.lost;
-    err.fileSize = s.fileSize ?? 0;
-    throw err;
+      { bytesTransferred: s.bytes, bytesLost: s.lost, fileSize: s.fileSize ?? 0 },
+    ) satisfies TruncatedSyncError;
   }
   // A private mapping writes nothing to the file; its truncation is reported all the same.
   if (stale && s.fileSize == null) throw truncated('sync');
@@ -183,13 +172,15 @@ export class MappedFile {
     try {
       buffer = mapping.createBuffer();
     } catch (err) {
+      // `mapping` is the binding's (whose errors are converted already) or, in a test, a stand-in
+      // that throws the native record itself: fromNative passes converted errors through.
       const converted = fromNative(err) as ErrnoError;
       mapping.close(undefined);
       if (converted.syscall === 'napi_create_external_buffer') {
-        throw mappingError(
+        throw codedError(
           'ERR_EXTERNAL_BUFFERS_NOT_ALLOWED',
           'This runtime forbids external buffers (e.g. the V8 sandbox in Electron), so a file cannot be mapped without copying it',
-          converted,
+          { cause: converted },
         );
       }
       throw converted;
@@ -228,11 +219,7 @@ export class MappedFile {
     if (name === undefined) throw invalidArgValue('advice', advice, `must be one of: ${ADVICE.map((a) => `'${a}'`).join(', ')}`);
     const [offset, length] = rangeIn(range, this.length, 'range');
     if (this.stale) throw truncated('advise');
-    try {
-      this.#native.advise(name, offset, length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    this.#native.advise(name, offset, length);
   }
 
   /**
@@ -247,24 +234,14 @@ export class MappedFile {
    */
   async sync(options?: MmapSyncOptions): Promise<void> {
     const [wait, offset, length] = this.#syncArgs(options);
-    let synced: NativeSynced;
-    try {
-      synced = await this.#native.sync(wait, offset, length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    const synced = await this.#native.sync(wait, offset, length);
     checkSynced(synced, offset, this.offset, this.stale);
   }
 
   /** The synchronous twin of {@link sync}. */
   syncSync(options?: MmapSyncOptions): void {
     const [wait, offset, length] = this.#syncArgs(options);
-    let synced: NativeSynced;
-    try {
-      synced = this.#native.syncSync(wait, offset, length);
-    } catch (err) {
-      throw fromNative(err);
-    }
+    const synced = this.#native.syncSync(wait, offset, length);
     checkSynced(synced, offset, this.offset, this.stale);
   }
 
@@ -288,13 +265,7 @@ export class MappedFile {
    */
   close(): void {
     if (this.#native.closed) return;
-    let stale: boolean;
-    try {
-      stale = this.#native.close(this.buffer);
-    } catch (err) {
-      throw fromNative(err);
-    }
-    if (stale) throw truncated('close');
+    if (this.#native.close(this.buffer)) throw truncated('close');
   }
 
   /** `using file = mmapSync(...)` closes it at the end of the block. */
@@ -370,26 +341,14 @@ function finish(mapping: NativeMapping, p: Prepared): MappedFile {
 export async function mmap(file: FileArg, options?: MmapOptions): Promise<MappedFile> {
   const p = prepare(file, options);
   requireLinux('mmap');
-  let mapping: NativeMapping;
-  try {
-    mapping = await native.mmap(p.spec);
-  } catch (err) {
-    throw fromNative(err);
-  }
-  return finish(mapping, p);
+  return finish(await native.mmap(p.spec), p);
 }
 
 /** The synchronous twin of {@link mmap}. */
 export function mmapSync(file: FileArg, options?: MmapOptions): MappedFile {
   const p = prepare(file, options);
   requireLinux('mmapSync');
-  let mapping: NativeMapping;
-  try {
-    mapping = native.mmapSync(p.spec);
-  } catch (err) {
-    throw fromNative(err);
-  }
-  return finish(mapping, p);
+  return finish(native.mmapSync(p.spec), p);
 }
 
 /**
@@ -405,14 +364,8 @@ export function mmapSync(file: FileArg, options?: MmapOptions): MappedFile {
  * console.log(`${((100 * resident) / pages).toFixed(1)}% cached`);
  */
 export function residency(fileOrMapping: FileArg | MappedFile): Residency {
-  try {
-    if (fileOrMapping instanceof MappedFile) {
-      return residencyOf(fileOrMapping);
-    }
-    const target = resolveFile(fileOrMapping, 'fileOrMapping');
-    requireLinux('residency');
-    return counts(native.fileResidency(target.path, target.fd));
-  } catch (err) {
-    throw fromNative(err);
-  }
+  if (fileOrMapping instanceof MappedFile) return residencyOf(fileOrMapping);
+  const target = resolveFile(fileOrMapping, 'fileOrMapping');
+  requireLinux('residency');
+  return counts(native.fileResidency(target.path, target.fd));
 }

@@ -11,11 +11,15 @@
  *
  * When neither loads, the loader's bare "Cannot find native binding" becomes an error that names the
  * platform, architecture and libc, the platforms with prebuilt binaries and what to do.
+ *
+ * Once loaded, the binding is wrapped ({@link nodeShaped}) so that every native call throws, and every
+ * native promise rejects with, the Node-shaped error {@link fromNative} makes: callers never convert.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
 import type * as Binding from '../native/binding.js';
+import { codedError, fromNative } from './errors.js';
 
 export type { CopyProgress, CopySpec, DirectHandle, DirectStep, NativeCapabilities, RelayProgress, SendProgress } from '../native/binding.js';
 
@@ -145,14 +149,14 @@ function explain(cause: unknown): NativeBindingError {
 }
 
 function bindingError(message: string, cause: unknown, libc: Libc): NativeBindingError {
-  const err = new Error(message, { cause }) as NativeBindingError;
-  err.code = 'ERR_ZEROCOPY_NATIVE_BINDING';
-  err.platform = process.platform;
-  err.arch = process.arch;
-  err.libc = libc.family;
-  err.packageName = `zerocopy-${platformName(libc)}`;
-  err.supported = ZEROCOPY_TARGETS;
-  return err;
+  return codedError('ERR_ZEROCOPY_NATIVE_BINDING', message, {
+    cause,
+    platform: process.platform,
+    arch: process.arch,
+    libc: libc.family,
+    packageName: `zerocopy-${platformName(libc)}`,
+    supported: ZEROCOPY_TARGETS,
+  }) satisfies NativeBindingError;
 }
 
 /** Why the installed platform package does not load: its own error, which the loader keeps only as text. */
@@ -193,7 +197,99 @@ function load(): typeof Binding {
   }
 }
 
-export const native: typeof Binding = load();
+/** Marks what {@link nodeShaped} has wrapped, so that a binding loaded by two copies of this module is wrapped once. */
+const WRAPPED = Symbol.for('zerocopy.nodeShapedErrors');
+
+const rethrow = (err: unknown): never => {
+  throw fromNative(err);
+};
+
+/**
+ * `fn` with its errors converted: what it throws, and what a promise it returns rejects with. Made
+ * once per function at load time; a call costs a try/catch and, for promises, one `then`.
+ */
+function wrapFunction<F extends (...args: never[]) => unknown>(fn: F): F {
+  if ((fn as { [WRAPPED]?: true })[WRAPPED]) return fn;
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    let out: unknown;
+    try {
+      out = Reflect.apply(fn, this, args);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return out instanceof Promise ? out.then(undefined, rethrow) : out;
+  };
+  Object.defineProperty(wrapped, 'name', { value: fn.name });
+  Object.defineProperty(wrapped, WRAPPED, { value: true });
+  return wrapped as unknown as F;
+}
+
+/** Wraps the methods, getters and setters own by `target` (a prototype, or a class for its statics) in place. */
+function wrapMembers(target: object, skip: ReadonlySet<PropertyKey>): void {
+  for (const key of Reflect.ownKeys(target)) {
+    if (skip.has(key)) continue;
+    const d = Object.getOwnPropertyDescriptor(target, key);
+    if (!d?.configurable) continue;
+    if (typeof d.value === 'function') d.value = wrapFunction(d.value as (...args: never[]) => unknown);
+    else if (d.get || d.set) {
+      if (d.get) d.get = wrapFunction(d.get);
+      if (d.set) d.set = wrapFunction(d.set);
+    } else continue;
+    Object.defineProperty(target, key, d);
+  }
+}
+
+const PROTOTYPE_SKIP: ReadonlySet<PropertyKey> = new Set(['constructor']);
+const STATIC_SKIP: ReadonlySet<PropertyKey> = new Set(['length', 'name', 'prototype', 'arguments', 'caller']);
+
+/**
+ * A class of the binding with its errors converted. Its prototype is patched in place, because objects
+ * the native side makes (mmap's Mapping, openDirect's handle) get that prototype, not a subclass's; the
+ * constructor becomes a function that constructs the class itself, so `instanceof` holds for both.
+ */
+function wrapClass<C extends abstract new (...args: never[]) => unknown>(cls: C): C {
+  if ((cls as { [WRAPPED]?: true })[WRAPPED]) return cls;
+  wrapMembers(cls.prototype as object, PROTOTYPE_SKIP);
+  wrapMembers(cls, STATIC_SKIP);
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    try {
+      return Reflect.construct(cls, args);
+    } catch (err) {
+      throw fromNative(err);
+    }
+  };
+  Object.defineProperty(wrapped, 'name', { value: cls.name });
+  wrapped.prototype = cls.prototype as unknown;
+  for (const key of Reflect.ownKeys(cls)) {
+    if (!STATIC_SKIP.has(key)) Object.defineProperty(wrapped, key, Object.getOwnPropertyDescriptor(cls, key) as PropertyDescriptor);
+  }
+  Object.defineProperty(cls, WRAPPED, { value: true });
+  Object.defineProperty(wrapped, WRAPPED, { value: true });
+  return wrapped as unknown as C;
+}
+
+/** napi-rs classes are functions with a prototype of their own members; plain functions have none. */
+function isClass(fn: (...args: never[]) => unknown): boolean {
+  const proto = (fn as { prototype?: object }).prototype;
+  return proto !== undefined && Reflect.ownKeys(proto).some((k) => k !== 'constructor');
+}
+
+/**
+ * The binding with every export's errors converted to Node's shape ({@link fromNative}), by
+ * construction: each function and class is wrapped here, once, at load time, whatever the binding
+ * exports (a binding added later needs no edit). The loader's own exports object is left as it is;
+ * the classes' prototypes are patched in place (see {@link wrapClass}).
+ */
+function nodeShaped(binding: typeof Binding): typeof Binding {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(binding)) {
+    if (typeof value !== 'function') out[key] = value;
+    else out[key] = isClass(value as (...args: never[]) => unknown) ? wrapClass(value as new () => unknown) : wrapFunction(value as (...args: never[]) => unknown);
+  }
+  return out as typeof Binding;
+}
+
+export const native: typeof Binding = nodeShaped(load());
 
 /**
  * Whether the Linux data paths (copy_file_range, sendfile, mmap, O_DIRECT, …) are available: true for a

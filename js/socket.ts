@@ -6,11 +6,11 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 
-import { abortError, failure, invalidArgType, type ErrnoError } from './errors.js';
+import { abortError, codedError, failure, fileTruncated, invalidArgType, type ErrnoError } from './errors.js';
 import { resolveFile, type FileArg, type Resolved } from './fd.js';
 import { fdStat, readAt } from './fdio.js';
 import { linuxPaths, native, type SendProgress } from './native.js';
-import { requireLinux } from './portable.js';
+import { requireLinux } from './platform.js';
 import { onAbort } from './signal.js';
 import { isNetSocket, missingInternal, socketFd } from './internals.js';
 import { cancelOnEnd, connected, destroyedError, idlePace, noteActivity, takeOver, type Hold } from './takeover.js';
@@ -120,9 +120,8 @@ export async function sendFile(socket: Socket | Writable | number, file: FileArg
   if (!(socket instanceof Writable)) throw invalidArgType('socket', 'an instance of net.Socket or stream.Writable, or an fd number', socket);
   if (plan.signal?.aborted) throw failure(abortError(plan.signal), 0, plan.signal);
   if (socket.destroyed || socket.writableEnded) {
-    const err = new Error('Cannot send to a socket that has been destroyed or ended') as ErrnoError;
-    err.code = socket.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END';
-    throw failure(err, 0, plan.signal);
+    const code = socket.destroyed ? 'ERR_STREAM_DESTROYED' : 'ERR_STREAM_WRITE_AFTER_END';
+    throw failure(codedError(code, 'Cannot send to a socket that has been destroyed or ended'), 0, plan.signal);
   }
   // Reserve the socket's place in its write order now, before any await: writes made after this
   // call must follow the file, writes made before it precede it.
@@ -237,9 +236,7 @@ async function sendStream(hold: Hold, plan: Plan): Promise<SendResult> {
       }
       if (bytesRead === 0) {
         if (!bounded) break;
-        const err = new Error(`the file ended at byte ${(start ?? 0) + sent} while sending bytes ${start}..${(start ?? 0) + total} (was it truncated?)`) as ErrnoError;
-        err.code = 'ERR_FILE_TRUNCATED';
-        throw err;
+        throw fileTruncated(start + sent, start, start + total);
       }
       await hold.write(Buffer.from(buf.subarray(0, bytesRead)));
       sent += bytesRead;

@@ -9,7 +9,7 @@
  */
 import { invalidArgType, withBytes } from './errors.js';
 import { native } from './native.js';
-import { requireLinux } from './portable.js';
+import { requireLinux } from './platform.js';
 import * as check from './validate.js';
 
 /** The most one call of `copy_file_range` or `sendfile` moves (the kernel's `MAX_RW_COUNT`). */

@@ -22,7 +22,7 @@
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 
-import { abortError, type ErrnoError } from './errors.js';
+import { abortError, codedError, type CodedError } from './errors.js';
 import {
   clearDecoder,
   countMoved,
@@ -140,10 +140,8 @@ class Gate {
 }
 
 /** The error for a socket that closed before its connection was established (Node's own code for it). */
-function closedBeforeConnect(): ErrnoError {
-  const err = new Error('Socket closed before the connection was established') as ErrnoError;
-  err.code = 'ERR_SOCKET_CLOSED_BEFORE_CONNECTION';
-  return err;
+function closedBeforeConnect(): CodedError {
+  return codedError('ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established');
 }
 
 /**
@@ -264,10 +262,8 @@ export function noteActivity(socket: Socket, written: number, read = 0): void {
 }
 
 /** `ERR_STREAM_DESTROYED`: the socket has no fd any more. */
-export function destroyedError(message = 'The socket has no file descriptor (destroyed?)'): ErrnoError {
-  const err = new Error(message) as ErrnoError;
-  err.code = 'ERR_STREAM_DESTROYED';
-  return err;
+export function destroyedError(message = 'The socket has no file descriptor (destroyed?)'): CodedError {
+  return codedError('ERR_STREAM_DESTROYED', message);
 }
 
 /**
@@ -354,9 +350,7 @@ function putBack(socket: Socket, chunks: readonly (Buffer | string)[]): void {
  */
 export function holdReading(socket: Socket): ReadHold {
   if (readHeld.has(socket)) {
-    const err = new Error('The socket is already being read by another relay') as ErrnoError;
-    err.code = 'ERR_INVALID_STATE';
-    throw err;
+    throw codedError('ERR_INVALID_STATE', 'The socket is already being read by another relay');
   }
   readHeld.add(socket);
   const giveReadBack = stopReading(socket);

@@ -4,7 +4,7 @@
  * hops the CPU copies and which DMA does, the user/kernel boundary with its switches, and this
  * machine's figures under each. Then bar charts of throughput and CPU per GiB, and the full table.
  */
-import type { BenchReport, Group, PathResult } from './bench.js';
+import type { BenchReport, Group, PathResult } from './bench-report.js';
 import {
   BAND_LABEL,
   boundaryLabel,

@@ -6,7 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 
-import { models, type BenchReport, type PathResult } from './bench.js';
+import type { BenchReport, PathResult } from './bench-report.js';
+import { models } from './bench-measure.js';
 import {
   BAND_LABEL,
   boundaryLabel,

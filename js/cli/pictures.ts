@@ -6,58 +6,10 @@
  * the devices) and three columns (the source's side, the middle, the destination's side).
  */
 
-import type { BenchReport, PathResult } from './bench.js';
+import type { Band, BenchReport, Hop, HopKind, PathResult, Picture, Place } from './bench-report.js';
+
+export type { Band, Hop, HopKind, Picture, Place } from './bench-report.js';
 import { percent } from './util.js';
-
-/** Where a place lives: the user/kernel boundary lies between 'user' and 'kernel'. */
-export type Band = 'user' | 'kernel' | 'device';
-
-/**
- * What a hop does to the bytes:
- * - `cpu`: the CPU copies them (the cost zero copy saves);
- * - `dma`: a device copies them, the CPU only sets it up;
- * - `reference`: nothing is copied, page references or descriptors move;
- * - `mapped`: nothing moves, user space sees the same pages (mmap).
- */
-export type HopKind = 'cpu' | 'dma' | 'reference' | 'mapped';
-
-/** A place the bytes pass. */
-export interface Place {
-  id: string;
-  label: string;
-  /** A second line under the label. */
-  sub?: string;
-  band: Band;
-  /** 0: the source's side, 1: the middle, 2: the destination's side. */
-  column: 0 | 1 | 2;
-  /** Drawn across all three columns (the user buffer the bytes go up to and come down from). */
-  wide?: boolean;
-  /** A small place (the pipe), so the labels of the hops beside it fit. */
-  narrow?: boolean;
-  /** The path skips it (O_DIRECT's page cache): drawn dashed, no hop touches it. */
-  bypassed?: boolean;
-  /** This place is the page cache of the workload file or of its copy: its residency is drawn in it. */
-  residency?: 'file' | 'copy';
-}
-
-/** One hop of a chunk's trip. */
-export interface Hop {
-  from: string;
-  to: string;
-  kind: HopKind;
-  /** What makes it happen or how (a system call, "writeback", "descriptors"). */
-  via?: string;
-}
-
-/** One path's picture. */
-export interface Picture {
-  places: Place[];
-  hops: Hop[];
-  /** The system calls each chunk makes; each costs two user/kernel switches. */
-  calls: string[];
-  /** Where the seed's model simplifies, or what this path does on this machine. */
-  note: string;
-}
 
 export const KIND_LABEL: Record<HopKind, string> = { cpu: 'CPU copy', dma: 'DMA', reference: 'by ref', mapped: 'mapped' };
 
