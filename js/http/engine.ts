@@ -11,6 +11,7 @@ import { contentType as mimeContentType } from 'mime-types';
 import type { ErrnoError } from '../errors.js';
 import type { SendMechanism } from '../socket.js';
 import { sendBody, sendMultipart } from './body.js';
+import { lookup, store, type CacheLimits } from './cache.js';
 import { entityTag, evaluatePreconditions, ifRangeAllows, validators, type EtagMode } from './conditional.js';
 import { acceptable, CODING_SUFFIX, type Coding } from './negotiate.js';
 import { multipart, planRange, type ByteRange } from './ranges.js';
@@ -32,6 +33,8 @@ export interface ServeResult {
   mechanism: SendMechanism | 'none';
   /** The Content-Encoding of a precompressed variant that was sent, if one was. */
   encoding?: string;
+  /** Present when the body came from the small-file cache (revalidated by a stat). */
+  cached?: true;
 }
 
 const NO_BODY: ServeResult['mechanism'] = 'none';
@@ -56,6 +59,31 @@ export interface Config {
   setHeaders: ((res: ServerResponse, path: string, stat: FileStat) => void) | undefined;
   /** HTML error and redirect bodies (serveStatic, as send's) instead of text/plain. */
   html: boolean;
+  /** The small-file cache's limits, or undefined without it. */
+  cache: CacheLimits | undefined;
+}
+
+function missing(path: string): ErrnoError {
+  const err = new Error(`ENOENT: no such file or directory, stat '${path}'`) as ErrnoError;
+  err.code = 'ENOENT';
+  err.errno = -2;
+  err.syscall = 'stat';
+  err.path = path;
+  return err;
+}
+
+/** openTarget through the small-file cache (cache.ts): a warm small file costs one stat, no pool hop. */
+async function openFile(cfg: Config, path: string): Promise<Opened> {
+  if (cfg.cache) {
+    const hit = lookup(cfg.root, path);
+    if (hit) {
+      if ('missing' in hit) throw missing(path);
+      return hit.opened;
+    }
+  }
+  const opened = await openTarget(cfg.root, path, INLINE_BODY_LIMIT);
+  if (cfg.cache && opened.body) store(cfg.root, path, opened, cfg.cache);
+  return opened;
 }
 
 /** How a request ends when the engine does not answer it itself (serveStatic's fallthrough). */
@@ -123,7 +151,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
 
   let opened: Opened;
   try {
-    opened = await openTarget(cfg.root, target.path, INLINE_BODY_LIMIT);
+    opened = await openFile(cfg, target.path);
   } catch (err) {
     const found = isMissing(err) && !target.directoryUrl ? await tryExtensions(cfg, target.path) : undefined;
     if (!found) {
@@ -143,7 +171,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
       }
       let found: Opened | undefined;
       for (const name of target.directoryUrl ? cfg.index : []) {
-        const candidate = await openTarget(cfg.root, join2(target.path, name), INLINE_BODY_LIMIT).catch(() => undefined);
+        const candidate = await openFile(cfg, join2(target.path, name)).catch(() => undefined);
         if (candidate?.kind === 'file') {
           found = candidate;
           target = { path: join2(target.path, name), directoryUrl: false };
@@ -165,7 +193,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
 async function tryExtensions(cfg: Config, path: string): Promise<{ opened: Opened; path: string } | undefined> {
   for (const ext of cfg.extensions) {
     const candidate = `${path}.${ext}`;
-    const opened = await openTarget(cfg.root, candidate, INLINE_BODY_LIMIT).catch(() => undefined);
+    const opened = await openFile(cfg, candidate).catch(() => undefined);
     if (opened?.kind === 'file') return { opened, path: candidate };
     release(opened);
   }
@@ -176,7 +204,7 @@ async function tryExtensions(cfg: Config, path: string): Promise<{ opened: Opene
 async function variant(req: IncomingMessage, cfg: Config, path: string): Promise<{ coding: Coding; opened: Opened } | undefined> {
   for (const coding of acceptable(req, cfg.precompressed)) {
     if (coding === 'identity') return undefined;
-    const opened = await openTarget(cfg.root, `${path}${CODING_SUFFIX[coding as Coding]}`, INLINE_BODY_LIMIT).catch(() => undefined);
+    const opened = await openFile(cfg, `${path}${CODING_SUFFIX[coding as Coding]}`).catch(() => undefined);
     if (opened?.kind === 'file') return { coding: coding as Coding, opened };
     release(opened);
   }
@@ -237,7 +265,7 @@ async function respondWith(
   }
 
   const size = sent.size;
-  const encoding = coding ? { encoding: coding } : {};
+  const encoding = { ...(coding ? { encoding: coding } : {}), ...(sent.cached ? { cached: true as const } : {}) };
   // §14.2: Range applies to GET only, and only when If-Range allows it.
   const plan = cfg.acceptRanges && req.method === 'GET' && req.headers.range && ifRangeAllows(req, v, Date.now()) ? planRange(req.headers.range, size, cfg.maxRanges) : { kind: 'full' as const };
   if (plan.kind === 'unsatisfiable') return answer(res, req, cfg, 416, 'Range Not Satisfiable', { 'Content-Range': `bytes */${size}` });

@@ -6,6 +6,7 @@ import * as check from '../validate.js';
 import { answer, serve, type Config, type ServeResult } from './engine.js';
 import { precompressedOption } from './negotiate.js';
 import { DEFAULT_MAX_RANGES } from './ranges.js';
+import { DEFAULT_CACHE, type CacheLimits } from './cache.js';
 import { rawPathname } from './target.js';
 
 /** Options of {@link serveFile}. */
@@ -55,6 +56,13 @@ export interface ServeFileOptions {
    * Accept-Encoding, and the variant's own ETag, Content-Length and ranges are sent. Default false.
    */
   precompressed?: boolean | Array<'br' | 'zstd' | 'gzip'>;
+  /**
+   * Keep small files (under INLINE_BODY_LIMIT) in memory, revalidated on every request by one stat
+   * of the path — (dev, ino, size, mtime, ctime) — so a changed, replaced, truncated or deleted file is
+   * never served from it. `true` (default) for up to 1024 files and 32 MiB, or `{ entries, bytes }`;
+   * `false` for none. The cache is shared by all calls in the process.
+   */
+  cache?: boolean | { entries?: number; bytes?: number };
   /** Extra response headers. */
   headers?: Record<string, string | number | readonly string[]>;
   /** Stops the transfer; the promise rejects with an AbortError and the connection is destroyed. */
@@ -95,6 +103,18 @@ export function commonConfig(o: Partial<ServeFileOptions>, cacheControl: string 
     headers: o.headers,
     setHeaders: undefined,
     html: false,
+    cache: cacheOption(o.cache),
+  };
+}
+
+function cacheOption(value: unknown): CacheLimits | undefined {
+  if (value === undefined || value === true) return DEFAULT_CACHE;
+  if (value === false) return undefined;
+  if (typeof value !== 'object' || value === null) throw invalidArgType('options.cache', 'of type boolean or object', value);
+  const v = value as { entries?: unknown; bytes?: unknown };
+  return {
+    entries: check.optionalInteger(v.entries, 'options.cache.entries') ?? DEFAULT_CACHE.entries,
+    bytes: check.optionalInteger(v.bytes, 'options.cache.bytes') ?? DEFAULT_CACHE.bytes,
   };
 }
 

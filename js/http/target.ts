@@ -113,6 +113,8 @@ export interface Opened {
   size: number;
   stats: FileStat;
   body: Buffer | undefined;
+  /** The body came from the small-file cache. */
+  cached?: true;
 }
 
 /** Read-only and non-blocking: a FIFO without a writer must not hang the open (it is then a 404). */
