@@ -211,6 +211,19 @@ async function variant(req: IncomingMessage, cfg: Config, path: string): Promise
   return undefined;
 }
 
+/** Content types by extension, memoised (bounded: extensions come from request paths). */
+const types = new Map<string, string>();
+function typeOf(path: string): string {
+  const ext = extname(path);
+  let type = types.get(ext);
+  if (type === undefined) {
+    type = mimeContentType(ext) || 'application/octet-stream';
+    if (types.size >= 512) types.clear();
+    types.set(ext, type);
+  }
+  return type;
+}
+
 async function respond(req: IncomingMessage, res: ServerResponse, file: Opened, path: string, cfg: Config, signal: AbortSignal | undefined): Promise<ServeResult> {
   let sent = file;
   let coding: Coding | undefined;
@@ -245,7 +258,7 @@ async function respondWith(
   if (cfg.lastModified && !res.hasHeader('Last-Modified')) res.setHeader('Last-Modified', sent.stats.mtime.toUTCString());
   if (cfg.etag !== false && !res.hasHeader('ETag')) res.setHeader('ETag', entityTag(sent.stats, cfg.etag, coding));
   if (!res.hasHeader('Content-Type')) {
-    res.setHeader('Content-Type', cfg.contentType ?? (mimeContentType(extname(path)) || 'application/octet-stream'));
+    res.setHeader('Content-Type', cfg.contentType ?? typeOf(path));
   }
   if (cfg.precompressed.length > 0) {
     const vary = res.getHeader('Vary');
@@ -254,8 +267,11 @@ async function respondWith(
   }
   if (coding) res.setHeader('Content-Encoding', coding);
 
-  const v = validators(res, sent.stats.mtimeMs);
-  const condition = evaluatePreconditions(req, v);
+  const h = req.headers;
+  // Most requests carry no condition: then the validators need not be read back.
+  const conditional = h['if-match'] !== undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-unmodified-since'] !== undefined || h['if-range'] !== undefined;
+  const v = conditional ? validators(res, sent.stats.mtimeMs) : { etag: undefined, lastModified: NaN, modifiedMs: NaN };
+  const condition = conditional ? evaluatePreconditions(req, v) : undefined;
   if (condition === 412) return answer(res, req, cfg, 412, 'Precondition Failed');
   if (condition === 304) {
     for (const name of ['Content-Type', 'Content-Length', 'Content-Range', 'Content-Encoding']) res.removeHeader(name);
