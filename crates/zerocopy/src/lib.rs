@@ -43,6 +43,7 @@ linux_only! {
     pub mod ready;
     pub mod relay;
     pub mod send;
+    pub mod serve;
     pub use error::{Code, Errno, Error, Result};
     mod sync;
 }
