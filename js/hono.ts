@@ -48,6 +48,16 @@ export type HonoMiddleware<C extends HonoContext = HonoContext> = (c: C, next: (
 // the Node response alone. Made here so that loading this module does not load @hono/node-server.
 const ALREADY_SENT_HEADER = 'x-hono-already-sent';
 
+/**
+ * The runtime's own Response class. @hono/node-server replaces globalThis.Response with a lighter
+ * subclass whose bodiless instances its listener writes out as they are, already-sent header or not.
+ */
+function platformResponse(): typeof Response {
+  let R = globalThis.Response;
+  for (let up = Object.getPrototypeOf(R); typeof up === 'function' && up !== Function.prototype; up = Object.getPrototypeOf(R)) R = up;
+  return R;
+}
+
 type HonoServeStatic = (options: object) => (c: unknown, next: () => Promise<void>) => Promise<Response | void>;
 let honoServeStatic: Promise<HonoServeStatic> | undefined;
 
@@ -88,8 +98,9 @@ export function serveStatic<C extends HonoContext = HonoContext>(options?: HonoS
     }
     await o.onFound?.(r.path, c);
     s.setHeaders?.(node.outgoing, r.path, r.stat);
-    await deliver(node.incoming, node.outgoing, s, r);
-    return new Response(null, { headers: { [ALREADY_SENT_HEADER]: 'true' } });
+    const sent = await deliver(node.incoming, node.outgoing, s, r);
+    // The status is what went out, for Hono's middleware that look at c.res (loggers).
+    return new (platformResponse())(null, { status: sent.status, headers: { [ALREADY_SENT_HEADER]: 'true' } });
   };
 }
 

@@ -166,7 +166,8 @@ export async function resolveRequest(s: Settings, urlPath: string, originalUrl: 
   // send: normalize('.' + sep + path), then refuse what still climbs out.
   const normalized = posix.normalize(`./${decoded}`);
   if (normalized === '..' || normalized.startsWith('../')) return failed(403);
-  const relative = normalized === '.' ? '' : normalized.replace(/\/$/, '');
+  const trimmed = normalized.replace(/\/+$/, '');
+  const relative = trimmed === '.' ? '' : trimmed;
   if (s.dotfiles !== 'allow' && relative.split('/').some((seg) => seg.length > 1 && seg.startsWith('.'))) {
     return failed(s.dotfiles === 'deny' ? 403 : 404);
   }
