@@ -277,8 +277,11 @@ const { serveStatic: hono } = require('zerocopy/hono');
 if (typeof serveStatic !== 'function' || named !== serveStatic || dflt !== serveStatic) throw new Error('require(zerocopy/express) is not the factory');
 for (const f of [zerocopyStatic, serve, hono]) if (typeof f !== 'function') throw new Error('an adapter export is ' + typeof f);
 try { serveStatic(); throw new Error('no throw'); } catch (err) { if (err.message !== 'root path required') throw err; }
+// The adapters required dist/index.cjs (the main entry) and nothing else of the library.
 const lib = require.resolve('zerocopy');
-if (require.cache[lib]?.exports !== require('zerocopy')) throw new Error('the adapters did not load the main entry');
+if (!require.cache[lib]) throw new Error('the adapters did not load the main entry');
+const ours = Object.keys(require.cache).filter((f) => f.includes('/node_modules/zerocopy/dist/'));
+if (ours.some((f) => !/dist\\/(index|express|fastify|koa|hono)\\.cjs$/.test(f))) throw new Error('loaded ' + ours.join(', '));
 console.log('cjs: require(zerocopy/express) is the factory; /fastify, /koa, /hono');
 `,
     // Exit code 3 and the error as JSON: what the loader threw.
