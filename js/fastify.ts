@@ -219,7 +219,9 @@ export async function zerocopyStatic(fastify: FastifyInstance, options: FastifyS
     schema: { hide: true } as object,
     handler(request, reply) {
       const raw = pathnameOf(request.raw.url);
-      const rest = raw.startsWith(prefix) ? raw.slice(prefix.length - 1) : `/${String((request.params as Record<string, string>)['*'] ?? '')}`;
+      // The path as sent (still percent-encoded), so that resolveRequest decodes it once; the decoded
+      // wildcard only where the router matched a URL not spelled like the prefix (case-insensitive routes).
+      const rest = raw.startsWith(prefix) ? raw.slice(prefix.length - 1) : `/${encodeURI(String((request.params as Record<string, string>)['*'] ?? ''))}`;
       return resolveRequest(s, rest, request.raw.url ?? '/').then((r) => sendResolved(request, reply, s, setHeaders, r));
     },
   });
