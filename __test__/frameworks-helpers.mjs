@@ -50,3 +50,15 @@ export async function listen(handler) {
   await once(server, 'listening');
   return { port: server.address().port, server, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }) };
 }
+
+/**
+ * Requests `path` on a raw connection and destroys it as soon as the response headers arrived, while
+ * the body is still being sent.
+ */
+export async function leaveEarly(port, path) {
+  const { connect } = await import('node:net');
+  const sock = connect(port, '127.0.0.1');
+  sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  await once(sock, 'data');
+  sock.destroy();
+}

@@ -3,16 +3,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 
 import { Hono } from 'hono';
 import { serve as honoServe } from '@hono/node-server';
 import { serveStatic } from 'zerocopy/hono';
 
-import { fixtures, request } from './frameworks-helpers.mjs';
+import { fixtures, leaveEarly, request } from './frameworks-helpers.mjs';
+import { until } from './helpers.mjs';
 
 const { root, big } = fixtures();
+// Sparse: more than loopback's socket buffers hold, so that the body is still going when the client leaves.
+writeFileSync(`${root}/huge.bin`, '');
+truncateSync(`${root}/huge.bin`, 256 * 1024 * 1024);
 
 function makeApp(options) {
   const app = new Hono();
@@ -68,6 +72,25 @@ test("without a Node socket (app.request): Hono's own serveStatic answers", asyn
   assert.is(r.status, 200);
   assert.is(await r.text(), '- groceries');
   assert.is((await app.request('/static/nope.txt')).status, 404);
+});
+
+test("a client leaving mid-body reaches neither Hono's error handler nor a second writeHead", async () => {
+  const app = new Hono();
+  const errors = [];
+  let settled;
+  app.onError((err, c) => (errors.push(err), c.text('failed', 500)));
+  app.use('*', (c, next) => (settled = next()));
+  app.use('*', serveStatic({ root }));
+  const { port, close } = await listen(app);
+  try {
+    await leaveEarly(port, '/huge.bin');
+    await until(() => settled, 'the request reached the middleware');
+    await settled; // after serveStatic and, had it thrown, Hono's error handler
+    assert.equal(errors.map((e) => e.code), []);
+    assert.is((await request(port, '/todo.txt')).text, '- groceries');
+  } finally {
+    await close();
+  }
 });
 
 test('bad options', () => {

@@ -2,14 +2,18 @@
 // defer, hidden, format) plus what koa-send lacks: byte ranges and validators.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 
 import Koa from 'koa';
 import serve from 'zerocopy/koa';
 
-import { fixtures, listen, request } from './frameworks-helpers.mjs';
+import { fixtures, leaveEarly, listen, request } from './frameworks-helpers.mjs';
+import { once } from 'node:events';
 
 const { root, big } = fixtures();
+// Sparse: more than loopback's socket buffers hold, so that the body is still going when the client leaves.
+writeFileSync(`${root}/huge.bin`, '');
+truncateSync(`${root}/huge.bin`, 256 * 1024 * 1024);
 
 async function app(...middleware) {
   const k = new Koa();
@@ -84,6 +88,29 @@ test('options: defer, hidden, format: false, setHeaders, maxage', async () => {
     await opts.close();
   }
   assert.throws(() => serve(), /root path required/);
+});
+
+test('a client leaving mid-body is not an application error', async () => {
+  const k = new Koa();
+  const errors = [];
+  k.on('error', (err) => errors.push(err));
+  let closed;
+  k.use(async (ctx, next) => {
+    closed = once(ctx.res, 'close');
+    await next();
+  });
+  k.use(serve(root));
+  const { port, close } = await listen(k.callback());
+  try {
+    await leaveEarly(port, '/huge.bin');
+    await closed;
+    await new Promise((r) => setImmediate(r));
+    // Koa itself may report the reset socket (on-finished, whatever the body was): nothing else.
+    assert.equal(errors.map((e) => e.code).filter((code) => code !== 'ECONNRESET'), []);
+    assert.is((await request(port, '/todo.txt')).text, '- groceries', 'the server goes on');
+  } finally {
+    await close();
+  }
 });
 
 test.run();

@@ -98,9 +98,17 @@ export function serveStatic<C extends HonoContext = HonoContext>(options?: HonoS
     }
     await o.onFound?.(r.path, c);
     s.setHeaders?.(node.outgoing, r.path, r.stat);
-    const sent = await deliver(node.incoming, node.outgoing, s, r);
+    let status: number;
+    try {
+      status = (await deliver(node.incoming, node.outgoing, s, r)).status;
+    } catch (err) {
+      // After the headers, serveFile has destroyed the connection (a client that left, a truncated
+      // file): an error response from Hono could only fail to write its headers.
+      if (!node.outgoing.headersSent) throw err;
+      status = node.outgoing.statusCode;
+    }
     // The status is what went out, for Hono's middleware that look at c.res (loggers).
-    return new (platformResponse())(null, { status: sent.status, headers: { [ALREADY_SENT_HEADER]: 'true' } });
+    return new (platformResponse())(null, { status, headers: { [ALREADY_SENT_HEADER]: 'true' } });
   };
 }
 

@@ -52,7 +52,11 @@ async function serveKoa(s: Settings, ctx: KoaContext): Promise<boolean> {
   s.setHeaders?.(ctx.res, r.path, r.stat);
   // The response is ours from here: Koa must not write a body after us.
   ctx.respond = false;
-  await deliver(ctx.req, ctx.res, s, r);
+  await deliver(ctx.req, ctx.res, s, r).catch((err: unknown) => {
+    // After the headers, serveFile has destroyed the connection (a client that left, a truncated
+    // file): nothing is left to answer, and koa-static's streams stay as quiet about it.
+    if (!ctx.res.headersSent) throw err;
+  });
   return true;
 }
 
