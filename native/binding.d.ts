@@ -357,7 +357,16 @@ export interface OpenedFile {
   size: number
   mtimeMs: number
   ctimeMs: number
+  dev: number
   ino: number
+  /** mtime's nanoseconds within its second, for strong ETags (mtimeMs cannot hold them exactly). */
+  mtimeNsec: number
+  /** mtime's whole seconds. */
+  mtimeSec: number
+  /** ctime's nanoseconds within its second. */
+  ctimeNsec: number
+  /** ctime's whole seconds. */
+  ctimeSec: number
   /** The whole file, read at once because it was smaller than the inline limit. */
   body?: Buffer
 }

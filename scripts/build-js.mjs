@@ -92,7 +92,10 @@ execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconf
 // native/binding.d.ts, which is not shipped.
 rmSync('dist/types/cli', { recursive: true, force: true });
 rmSync('dist/types/native.d.ts');
-const leaking = readdirSync('dist/types').filter((f) => readFileSync(`dist/types/${f}`, 'utf8').includes("'./native.js'"));
+// Recursive: js/http/ is a directory of modules, whose declarations would import '../native.js'.
+const leaking = readdirSync('dist/types', { recursive: true })
+  .filter((f) => f.endsWith('.d.ts'))
+  .filter((f) => /'(?:\.\/|\.\.\/)+native\.js'/.test(readFileSync(`dist/types/${f}`, 'utf8')));
 if (leaking.length) {
   throw new Error(`${leaking.join(', ')}: declarations import js/native.ts, which is not shipped; mark the type @internal`);
 }

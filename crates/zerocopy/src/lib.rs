@@ -41,6 +41,8 @@ pub mod ready;
 pub mod relay;
 #[cfg(target_os = "linux")]
 pub mod send;
+#[cfg(target_os = "linux")]
+pub mod serve;
 pub mod sys;
 
 #[cfg(feature = "node")]

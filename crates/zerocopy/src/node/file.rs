@@ -1,18 +1,18 @@
 //! Internal file helpers for the TS layer (not part of the `sys` namespace).
 
 use std::ffi::OsStr;
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::IntoRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use napi::bindgen_prelude::{AsyncTask, Buffer};
 use napi::{Env, Task};
 use napi_derive::napi;
-use nix::fcntl::OFlag;
-use nix::sys::stat::{Mode, SFlag};
+use nix::sys::stat::SFlag;
 
 use super::error::to_napi;
 use super::task::{to_js_number, Blocking};
+use crate::serve;
 use crate::sys::file;
 
 /// An opened file, as `serveFile` needs it: its stat, and either the fd or (small files) the body.
@@ -25,20 +25,18 @@ pub struct OpenedFile {
     pub size: f64,
     pub mtime_ms: f64,
     pub ctime_ms: f64,
+    pub dev: f64,
     pub ino: f64,
+    /// mtime's nanoseconds within its second, for strong ETags (mtimeMs cannot hold them exactly).
+    pub mtime_nsec: u32,
+    /// mtime's whole seconds.
+    pub mtime_sec: f64,
+    /// ctime's nanoseconds within its second.
+    pub ctime_nsec: u32,
+    /// ctime's whole seconds.
+    pub ctime_sec: f64,
     /// The whole file, read at once because it was smaller than the inline limit.
     pub body: Option<Buffer>,
-}
-
-/// What the pool thread hands back; converted to [`OpenedFile`] on the JS thread.
-pub struct Opened {
-    fd: Option<OwnedFd>,
-    kind: &'static str,
-    size: u64,
-    mtime_ms: f64,
-    ctime_ms: f64,
-    ino: u64,
-    body: Option<Vec<u8>>,
 }
 
 /// Opens, stats and (when small) reads a file on the thread pool: one round trip instead of three.
@@ -48,68 +46,28 @@ pub struct OpenTask {
     inline_limit: u64,
 }
 
-fn open(task: &OpenTask) -> crate::Result<Opened> {
-    let fd = match &task.root {
-        Some(root) => file::open_beneath(root, &task.path)?,
-        // Non-blocking, as open_beneath does: a FIFO without a writer must not hang the pool thread.
-        None => {
-            file::open_nonblocking(&task.path, OFlag::O_RDONLY | OFlag::O_NOCTTY, Mode::empty())?
-        }
-    };
-    let st = file::fstat(&fd).map_err(|e| e.with_path(&task.path))?;
-    let kind = match file::file_type(&st) {
-        SFlag::S_IFREG => "file",
-        SFlag::S_IFDIR => "directory",
-        _ => "other",
-    };
-    let size = st.st_size.max(0) as u64;
-    let ms = |sec: i64, nsec: i64| sec as f64 * 1e3 + nsec as f64 / 1e6;
-    let mut opened = Opened {
-        fd: None,
-        kind,
-        size,
-        mtime_ms: ms(st.st_mtime, st.st_mtime_nsec),
-        ctime_ms: ms(st.st_ctime, st.st_ctime_nsec),
-        ino: st.st_ino,
-        body: None,
-    };
-    if kind == "file" && size < task.inline_limit {
-        let mut body = vec![0; size as usize];
-        let mut got = 0;
-        while got < body.len() {
-            match file::read_at(&fd, &mut body[got..], Some(got as i64))
-                .map_err(|e| e.with_path(&task.path))?
-            {
-                0 => break,
-                n => got += n,
-            }
-        }
-        // A file that shrank meanwhile is served as it is now.
-        body.truncate(got);
-        opened.size = got as u64;
-        opened.body = Some(body);
-    } else {
-        opened.fd = Some(fd);
-    }
-    Ok(opened)
-}
-
 impl Task for OpenTask {
-    type Output = Opened;
+    type Output = serve::OpenedFile;
     type JsValue = OpenedFile;
 
-    fn compute(&mut self) -> napi::Result<Opened> {
-        open(self).map_err(to_napi)
+    fn compute(&mut self) -> napi::Result<serve::OpenedFile> {
+        serve::open_file(self.root.as_deref(), &self.path, self.inline_limit).map_err(to_napi)
     }
 
-    fn resolve(&mut self, _env: Env, out: Opened) -> napi::Result<OpenedFile> {
+    fn resolve(&mut self, _env: Env, out: serve::OpenedFile) -> napi::Result<OpenedFile> {
+        let ms = |t: serve::Timestamp| t.sec as f64 * 1e3 + t.nsec as f64 / 1e6;
         Ok(OpenedFile {
             fd: out.fd.map_or(-1, IntoRawFd::into_raw_fd),
-            kind: out.kind.to_owned(),
+            kind: out.kind.as_str().to_owned(),
             size: to_js_number(out.size),
-            mtime_ms: out.mtime_ms,
-            ctime_ms: out.ctime_ms,
+            mtime_ms: ms(out.mtime),
+            ctime_ms: ms(out.ctime),
+            dev: to_js_number(out.dev),
             ino: to_js_number(out.ino),
+            mtime_sec: out.mtime.sec as f64,
+            mtime_nsec: out.mtime.nsec.clamp(0, 999_999_999) as u32,
+            ctime_sec: out.ctime.sec as f64,
+            ctime_nsec: out.ctime.nsec.clamp(0, 999_999_999) as u32,
             body: out.body.map(Buffer::from),
         })
     }

@@ -1,0 +1,280 @@
+/**
+ * The engine behind serveFile and serveStatic: from a request and a resolved configuration to a
+ * response. Validation of options happens once, in `configure`; per request there is only work.
+ */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname, join, posix } from 'node:path';
+
+import { contentType as mimeContentType } from 'mime-types';
+
+import type { ErrnoError } from '../errors.js';
+import type { SendMechanism } from '../socket.js';
+import { sendBody, sendMultipart } from './body.js';
+import { entityTag, evaluatePreconditions, ifRangeAllows, validators, type EtagMode } from './conditional.js';
+import { acceptable, CODING_SUFFIX, type Coding } from './negotiate.js';
+import { multipart, planRange, type ByteRange } from './ranges.js';
+import { HttpError, isMissing, openStatus, openTarget, rawPathname, release, STATUS_TEXT, urlTarget, type Dotfiles, type FileStat, type Opened, type Target } from './target.js';
+
+/**
+ * Bodies below this size are read into memory and leave in one write with the headers (one packet,
+ * one syscall); larger ones go out by sendfile after the headers. Measured with bench/http.mjs.
+ */
+export const INLINE_BODY_LIMIT = 64 * 1024;
+
+/** What a response was. */
+export interface ServeResult {
+  /** The status code sent. */
+  status: number;
+  /** File bytes sent in the body (0 for HEAD, 304, errors). */
+  bytes: number;
+  /** How the body travelled, or 'none' without a file body. */
+  mechanism: SendMechanism | 'none';
+  /** The Content-Encoding of a precompressed variant that was sent, if one was. */
+  encoding?: string;
+}
+
+const NO_BODY: ServeResult['mechanism'] = 'none';
+
+/** Options, validated and defaulted once. */
+export interface Config {
+  root: string | undefined;
+  etag: EtagMode;
+  lastModified: boolean;
+  /** The Cache-Control value, or undefined for none. */
+  cacheControl: string | undefined;
+  contentType: string | undefined;
+  dotfiles: Dotfiles;
+  index: string[];
+  redirect: boolean;
+  /** Extensions tried, in order, for a path that names nothing ('html' → 'page' then 'page.html'). */
+  extensions: string[];
+  acceptRanges: boolean;
+  maxRanges: number;
+  precompressed: Coding[];
+  headers: Record<string, string | number | readonly string[]> | undefined;
+  setHeaders: ((res: ServerResponse, path: string, stat: FileStat) => void) | undefined;
+  /** HTML error and redirect bodies (serveStatic, as send's) instead of text/plain. */
+  html: boolean;
+}
+
+/** How a request ends when the engine does not answer it itself (serveStatic's fallthrough). */
+export interface Hooks {
+  /**
+   * Called instead of answering with an error status; returns true when it took the request over
+   * (for example passed it to `next()`).
+   */
+  onError?: (status: number, err: HttpError) => boolean;
+}
+
+/** The path the file is known by: absolute with root, as given without (for setHeaders and logs). */
+function fullPath(cfg: Config, rel: string): string {
+  return cfg.root === undefined ? rel : join(cfg.root, rel);
+}
+
+const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A short response for an error status or a redirect. */
+export function answer(res: ServerResponse, req: IncomingMessage, cfg: Pick<Config, 'html'>, status: number, message: string, extra?: Record<string, string>): ServeResult {
+  const body = cfg.html
+    ? `<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>${status === 301 ? 'Redirecting' : 'Error'}</title>\n</head>\n<body>\n<pre>${message}</pre>\n</body>\n</html>\n`
+    : `${message.replace(/<[^>]*>/g, '')}\n`;
+  res.statusCode = status;
+  for (const name of res.getHeaderNames()) {
+    if (name.startsWith('content-') || name === 'etag' || name === 'last-modified' || name === 'accept-ranges' || name === 'vary') res.removeHeader(name);
+  }
+  res.setHeader('Content-Type', cfg.html ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Content-Security-Policy', "default-src 'none'");
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  for (const [k, v] of Object.entries(extra ?? {})) res.setHeader(k, v);
+  res.end(req.method === 'HEAD' ? undefined : body);
+  return { status, bytes: 0, mechanism: NO_BODY };
+}
+
+function fail(req: IncomingMessage, res: ServerResponse, cfg: Config, hooks: Hooks, err: HttpError): ServeResult | undefined {
+  if (hooks.onError?.(err.status, err)) return undefined;
+  return answer(res, req, cfg, err.status, err.message);
+}
+
+/** Where a request for a directory without its trailing slash is sent: the same URL with it. */
+function redirectLocation(req: IncomingMessage): string {
+  const original = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+  const pathname = rawPathname(original);
+  // Collapse leading slashes: '//host/dir' must not become a redirect to another host.
+  return `${`${pathname}/`.replace(/^\/+/, '/')}${original.slice(pathname.length)}`;
+}
+
+/**
+ * Serves one request. `path` is a URL path beneath root (with root) or a trusted filesystem path.
+ * `directoryUrl` overrides whether the target counts as ending in '/' (a mount point's '/').
+ * Resolves with undefined when a hook took the request over.
+ */
+export async function serve(req: IncomingMessage, res: ServerResponse, path: string, cfg: Config, hooks: Hooks, signal: AbortSignal | undefined, directoryUrl?: boolean): Promise<ServeResult | undefined> {
+  let target: Target;
+  try {
+    target = cfg.root !== undefined ? urlTarget(path, cfg.dotfiles) : { path, directoryUrl: path.endsWith('/') };
+  } catch (err) {
+    if (err instanceof HttpError) return fail(req, res, cfg, hooks, err);
+    throw err;
+  }
+  if (directoryUrl !== undefined) target.directoryUrl = directoryUrl;
+  const join2 = (a: string, b: string): string => (cfg.root === undefined ? join(a, b) : posix.join(a, b));
+
+  let opened: Opened;
+  try {
+    opened = await openTarget(cfg.root, target.path, INLINE_BODY_LIMIT);
+  } catch (err) {
+    const found = isMissing(err) && !target.directoryUrl ? await tryExtensions(cfg, target.path) : undefined;
+    if (!found) {
+      const status = openStatus(err);
+      return fail(req, res, cfg, hooks, new HttpError(status, STATUS_TEXT[status] ?? 'Error'));
+    }
+    opened = found.opened;
+    target = { path: found.path, directoryUrl: false };
+  }
+  try {
+    if (opened.kind === 'directory') {
+      if (cfg.root !== undefined && !target.directoryUrl) {
+        if (!cfg.redirect) return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
+        const location = redirectLocation(req);
+        const shown = escapeHtml(location);
+        return answer(res, req, cfg, 301, cfg.html ? `Redirecting to <a href="${shown}">${shown}</a>` : `Redirecting to ${location}`, { Location: location });
+      }
+      let found: Opened | undefined;
+      for (const name of target.directoryUrl ? cfg.index : []) {
+        const candidate = await openTarget(cfg.root, join2(target.path, name), INLINE_BODY_LIMIT).catch(() => undefined);
+        if (candidate?.kind === 'file') {
+          found = candidate;
+          target = { path: join2(target.path, name), directoryUrl: false };
+          break;
+        }
+        release(candidate);
+      }
+      if (found === undefined) return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
+      release(opened);
+      opened = found;
+    }
+    if (opened.kind !== 'file') return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
+    return await respond(req, res, opened, target.path, cfg, signal);
+  } finally {
+    release(opened);
+  }
+}
+
+async function tryExtensions(cfg: Config, path: string): Promise<{ opened: Opened; path: string } | undefined> {
+  for (const ext of cfg.extensions) {
+    const candidate = `${path}.${ext}`;
+    const opened = await openTarget(cfg.root, candidate, INLINE_BODY_LIMIT).catch(() => undefined);
+    if (opened?.kind === 'file') return { opened, path: candidate };
+    release(opened);
+  }
+  return undefined;
+}
+
+/** The best precompressed variant the client accepts, opened, or undefined for the file itself. */
+async function variant(req: IncomingMessage, cfg: Config, path: string): Promise<{ coding: Coding; opened: Opened } | undefined> {
+  for (const coding of acceptable(req, cfg.precompressed)) {
+    if (coding === 'identity') return undefined;
+    const opened = await openTarget(cfg.root, `${path}${CODING_SUFFIX[coding as Coding]}`, INLINE_BODY_LIMIT).catch(() => undefined);
+    if (opened?.kind === 'file') return { coding: coding as Coding, opened };
+    release(opened);
+  }
+  return undefined;
+}
+
+async function respond(req: IncomingMessage, res: ServerResponse, file: Opened, path: string, cfg: Config, signal: AbortSignal | undefined): Promise<ServeResult> {
+  let sent = file;
+  let coding: Coding | undefined;
+  if (cfg.precompressed.length > 0) {
+    const v = await variant(req, cfg, path);
+    if (v) {
+      sent = v.opened;
+      coding = v.coding;
+    }
+  }
+  try {
+    return await respondWith(req, res, file, sent, coding, path, cfg, signal);
+  } finally {
+    if (sent !== file) release(sent);
+  }
+}
+
+async function respondWith(
+  req: IncomingMessage,
+  res: ServerResponse,
+  file: Opened,
+  sent: Opened,
+  coding: Coding | undefined,
+  path: string,
+  cfg: Config,
+  signal: AbortSignal | undefined,
+): Promise<ServeResult> {
+  if (cfg.headers) for (const [name, value] of Object.entries(cfg.headers)) res.setHeader(name, value as string | number | string[]);
+  cfg.setHeaders?.(res, fullPath(cfg, path), file.stats);
+  if (cfg.acceptRanges && !res.hasHeader('Accept-Ranges')) res.setHeader('Accept-Ranges', 'bytes');
+  if (cfg.cacheControl !== undefined && !res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', cfg.cacheControl);
+  if (cfg.lastModified && !res.hasHeader('Last-Modified')) res.setHeader('Last-Modified', sent.stats.mtime.toUTCString());
+  if (cfg.etag !== false && !res.hasHeader('ETag')) res.setHeader('ETag', entityTag(sent.stats, cfg.etag, coding));
+  if (!res.hasHeader('Content-Type')) {
+    res.setHeader('Content-Type', cfg.contentType ?? (mimeContentType(extname(path)) || 'application/octet-stream'));
+  }
+  if (cfg.precompressed.length > 0) {
+    const vary = res.getHeader('Vary');
+    if (vary === undefined) res.setHeader('Vary', 'Accept-Encoding');
+    else if (!/accept-encoding|\*/i.test(String(vary))) res.setHeader('Vary', `${String(vary)}, Accept-Encoding`);
+  }
+  if (coding) res.setHeader('Content-Encoding', coding);
+
+  const v = validators(res, sent.stats.mtimeMs);
+  const condition = evaluatePreconditions(req, v);
+  if (condition === 412) return answer(res, req, cfg, 412, 'Precondition Failed');
+  if (condition === 304) {
+    for (const name of ['Content-Type', 'Content-Length', 'Content-Range', 'Content-Encoding']) res.removeHeader(name);
+    res.statusCode = 304;
+    res.end();
+    return { status: 304, bytes: 0, mechanism: NO_BODY, ...(coding ? { encoding: coding } : {}) };
+  }
+
+  const size = sent.size;
+  const encoding = coding ? { encoding: coding } : {};
+  // §14.2: Range applies to GET only, and only when If-Range allows it.
+  const plan = cfg.acceptRanges && req.method === 'GET' && req.headers.range && ifRangeAllows(req, v, Date.now()) ? planRange(req.headers.range, size, cfg.maxRanges) : { kind: 'full' as const };
+  if (plan.kind === 'unsatisfiable') return answer(res, req, cfg, 416, 'Range Not Satisfiable', { 'Content-Range': `bytes */${size}` });
+
+  if (plan.kind === 'multi') {
+    const type = String(res.getHeader('Content-Type'));
+    const parts = multipart(plan.ranges, size, type, randomBytes(12).toString('hex'));
+    res.statusCode = 206;
+    res.setHeader('Content-Type', parts.contentType);
+    res.setHeader('Content-Length', parts.length);
+    const r = await sendMultipart(res, sent, plan.ranges, parts, INLINE_BODY_LIMIT, signal);
+    return { status: 206, bytes: r.bytes, mechanism: r.mechanism, ...encoding };
+  }
+  let range: ByteRange = { start: 0, end: size - 1 };
+  res.statusCode = 200;
+  if (plan.kind === 'single') {
+    range = plan.range;
+    res.statusCode = 206;
+    res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
+  }
+  const length = range.end - range.start + 1;
+  res.setHeader('Content-Length', length);
+  const status = res.statusCode;
+  if (req.method === 'HEAD' || length === 0) {
+    res.end();
+    return { status, bytes: 0, mechanism: NO_BODY, ...encoding };
+  }
+  const r = await sendBody(res, sent, range, INLINE_BODY_LIMIT, signal);
+  return { status, bytes: r.bytes, mechanism: r.mechanism, ...encoding };
+}
+
+/** An error with a status, for serveStatic's `next(err)`. */
+export function statusError(err: HttpError): ErrnoError & { status: number; statusCode: number; expose: boolean } {
+  const e = new Error(err.message) as ErrnoError & { status: number; statusCode: number; expose: boolean };
+  e.status = err.status;
+  e.statusCode = err.status;
+  e.expose = err.status < 500;
+  e.code = err.status === 404 ? 'ENOENT' : `HTTP_${err.status}`;
+  return e;
+}

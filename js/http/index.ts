@@ -1,0 +1,19 @@
+/**
+ * Serving files over HTTP with sendfile: `serveFile` (one request, one file) and `serveStatic` (a
+ * directory, as express.static). RFC 9110 semantics, built on pillarjs helpers where they exist:
+ * range-parser, negotiator, etag and mime-types.
+ *
+ * - target.ts: request target and root safety; opening the file
+ * - conditional.ts: validators and preconditions
+ * - ranges.ts: single and multipart ranges
+ * - negotiate.ts: precompressed variants
+ * - body.ts: inline, sendfile and multipart bodies
+ * - engine.ts: one request, from options to response
+ */
+export { serveFile } from './serve-file.js';
+export type { ServeFileOptions } from './serve-file.js';
+export { serveStatic } from './static.js';
+export type { ServeStaticOptions, StaticHandler } from './static.js';
+export { INLINE_BODY_LIMIT } from './engine.js';
+export type { ServeResult } from './engine.js';
+export type { FileStat } from './target.js';
