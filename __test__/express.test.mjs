@@ -202,7 +202,7 @@ for (const [version, express, serveStatic] of [
       const noranges = await request(port, '/noranges/nums.txt', { headers: { range: 'bytes=0-0' } });
       assert.is(noranges.status, 200);
       assert.is(noranges.text, '123456789');
-      assert.is.not(noranges.headers['accept-ranges'], 'bytes');
+      assert.is(noranges.headers['accept-ranges'], undefined);
       const h = await request(port, '/headers/todo.txt');
       assert.is(h.headers['x-custom'], 'set');
       assert.is(h.headers['cache-control'], 'no-store', 'setHeaders wins over the defaults');

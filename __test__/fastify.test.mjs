@@ -165,6 +165,30 @@ test('reply.sendFile in the lifecycle: onSend sees the headers and payload, onRe
   }
 });
 
+test('preCompressed: the .br / .gz beside the file, on a socket', async () => {
+  const { app } = await start({ root, preCompressed: true });
+  const plain = await start({ root });
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    await plain.app.listen({ port: 0, host: '127.0.0.1' });
+    const port = app.server.address().port;
+    const br = await request(port, '/todo.txt', { headers: { 'accept-encoding': 'gzip, br' } });
+    assert.is(br.text, 'brotli bytes');
+    assert.is(br.headers['content-encoding'], 'br');
+    assert.is(br.headers['content-type'], 'text/plain; charset=utf-8');
+    assert.match(br.headers.vary, /accept-encoding/i);
+    const gz = await request(port, '/todo.txt', { headers: { 'accept-encoding': 'gzip' } });
+    assert.is(gz.text, 'gzip bytes');
+    assert.is.not(gz.headers.etag, br.headers.etag, 'each variant has its own ETag');
+    assert.is((await request(port, '/todo.txt')).text, '- groceries');
+    const off = await request(plain.app.server.address().port, '/todo.txt', { headers: { 'accept-encoding': 'br' } });
+    assert.is(off.text, '- groceries', 'off by default');
+  } finally {
+    await app.close();
+    await plain.app.close();
+  }
+});
+
 test('decorateReply: false leaves reply.sendFile alone', async () => {
   const { app } = await start({ root, decorateReply: false });
   try {

@@ -22,6 +22,9 @@ export function fixtures() {
   writeFileSync(`${root}/snow ☃/.gitkeep`, '');
   writeFileSync(`${root}/todo.html`, '<li>groceries</li>');
   writeFileSync(`${root}/todo.txt`, '- groceries');
+  // Precompressed variants (their bytes only need to differ from the file's).
+  writeFileSync(`${root}/todo.txt.br`, 'brotli bytes');
+  writeFileSync(`${root}/todo.txt.gz`, 'gzip bytes');
   writeFileSync(`${root}/users/index.html`, '<p>tobi, loki, jane</p>');
   writeFileSync(`${root}/users/tobi.txt`, 'ferret');
   writeFileSync(s.path('secret.txt'), 'outside root');

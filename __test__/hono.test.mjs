@@ -93,6 +93,19 @@ test("a client leaving mid-body reaches neither Hono's error handler nor a secon
   }
 });
 
+test('precompressed: true serves the .br beside the file', async () => {
+  const app = new Hono();
+  app.use('*', serveStatic({ root, precompressed: true }));
+  const { port, close } = await listen(app);
+  try {
+    const r = await request(port, '/todo.txt', { headers: { 'accept-encoding': 'br' } });
+    assert.is(r.text, 'brotli bytes');
+    assert.is(r.headers['content-encoding'], 'br');
+  } finally {
+    await close();
+  }
+});
+
 test('bad options', () => {
   assert.throws(() => serveStatic({ root: 1 }), /root path must be a string/);
   assert.throws(() => serveStatic({ root, setHeaders: 1 }), /setHeaders must be function/);

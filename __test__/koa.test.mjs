@@ -90,6 +90,21 @@ test('options: defer, hidden, format: false, setHeaders, maxage', async () => {
   assert.throws(() => serve(), /root path required/);
 });
 
+test("precompressed variants, as koa-send's brotli and gzip (on by default)", async () => {
+  const on = await app(serve(root));
+  const off = await app(serve(root, { brotli: false, gzip: false }));
+  try {
+    const br = await request(on.port, '/todo.txt', { headers: { 'accept-encoding': 'br, gzip' } });
+    assert.is(br.text, 'brotli bytes');
+    assert.is(br.headers['content-encoding'], 'br');
+    assert.is((await request(on.port, '/todo.txt', { headers: { 'accept-encoding': 'gzip' } })).text, 'gzip bytes');
+    assert.is((await request(off.port, '/todo.txt', { headers: { 'accept-encoding': 'br, gzip' } })).text, '- groceries');
+  } finally {
+    await on.close();
+    await off.close();
+  }
+});
+
 test('a client leaving mid-body is not an application error', async () => {
   const k = new Koa();
   const errors = [];

@@ -45,7 +45,10 @@ export interface FastifyStaticOptions extends Omit<StaticOptions, 'fallthrough' 
   decorateReply?: boolean;
   /** Called as `(res, path, stat)` with the Node response before the headers go out. */
   setHeaders?: (res: ServerResponse, path: string, stat: Stats) => void;
-  /** Not supported yet: throws if true (see the README). */
+  /**
+   * Serve `file.br` or `file.gz` from beside a file when Accept-Encoding allows it (br first), with
+   * Content-Encoding, Vary and the variant's own ETag and length. Default false.
+   */
   preCompressed?: boolean;
 }
 
@@ -66,7 +69,8 @@ function fileHeaders(reply: FastifyReply, s: Settings, file: { path: string; sta
   if (s.acceptRanges && !has('accept-ranges')) reply.header('accept-ranges', 'bytes');
   if (s.cacheControl !== false && !has('cache-control')) reply.header('cache-control', s.cacheControl);
   if (s.lastModified && !has('last-modified')) reply.header('last-modified', file.stat.mtime.toUTCString());
-  if (s.etag && !has('etag')) reply.header('etag', etag(file.stat));
+  // A precompressed variant has its own ETag: serveFile sets it once it has chosen.
+  if (s.etag && s.precompressed === false && !has('etag')) reply.header('etag', etag(file.stat));
 }
 
 /**
@@ -165,7 +169,8 @@ class FilePayload extends Readable {
 
 function pluginSettings(root: unknown, o: Partial<FastifyStaticOptions> | SendFileReplyOptions): Settings {
   // @fastify/static serves dotfiles unless told otherwise.
-  return settings(root, { ...o, dotfiles: o.dotfiles ?? 'allow', setHeaders: undefined, fallthrough: true } as StaticOptions, (o as StaticOptions).redirect ? 'redirect' : 'index');
+  const precompressed = (o as FastifyStaticOptions).preCompressed ? (['br', 'gzip'] as Array<'br' | 'gzip'>) : false;
+  return settings(root, { ...o, dotfiles: o.dotfiles ?? 'allow', setHeaders: undefined, fallthrough: true, precompressed } as StaticOptions, (o as StaticOptions).redirect ? 'redirect' : 'index');
 }
 
 async function sendResolved(request: FastifyRequest, reply: FastifyReply, s: Settings, setHeaders: FastifyStaticOptions['setHeaders'], r: Awaited<ReturnType<typeof resolveRequest>>): Promise<FastifyReply> {
@@ -189,7 +194,6 @@ async function sendResolved(request: FastifyRequest, reply: FastifyReply, s: Set
 export async function zerocopyStatic(fastify: FastifyInstance, options: FastifyStaticOptions): Promise<void> {
   const o = options ?? ({} as FastifyStaticOptions);
   if (o.setHeaders !== undefined && typeof o.setHeaders !== 'function') throw new TypeError('setHeaders option must be a function');
-  if (o.preCompressed) throw new TypeError('zerocopy/fastify: preCompressed is not supported yet');
   const s = pluginSettings(o.root, o);
   const setHeaders = o.setHeaders;
 

@@ -36,6 +36,8 @@ export interface HonoStaticOptions<C extends HonoContext = HonoContext> extends 
   index?: string;
   /** Maps the request's path (percent-encoded) to the path beneath root: `(p) => p.replace(/^\/static/, '')`. */
   rewriteRequestPath?: (path: string, c: C) => string;
+  /** Serve `file.br`, `file.zst` or `file.gz` when Accept-Encoding allows it. Default false. */
+  precompressed?: boolean;
   /** Called with the file's path once it is found, before it is sent. */
   onFound?: (path: string, c: C) => void | Promise<void>;
   /** Called with the path tried when nothing is found, before next(). */

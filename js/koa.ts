@@ -25,6 +25,10 @@ export interface KoaStaticOptions extends Omit<StaticOptions, 'fallthrough' | 'r
   hidden?: boolean;
   /** A directory URL without its trailing slash serves its index file (koa-send's `format`). Default true. */
   format?: boolean;
+  /** Serve `file.br` when Accept-Encoding allows it (koa-send's `brotli`). Default true. */
+  brotli?: boolean;
+  /** Serve `file.gz` when Accept-Encoding allows it (koa-send's `gzip`). Default true. */
+  gzip?: boolean;
 }
 
 /** The part of Koa's context this middleware uses. */
@@ -69,7 +73,9 @@ async function serveKoa(s: Settings, ctx: KoaContext): Promise<boolean> {
  */
 export function serve(root: string, options?: KoaStaticOptions): KoaMiddleware {
   const o = options ?? {};
-  const s = settings(root, { ...o, dotfiles: o.dotfiles ?? (o.hidden ? 'allow' : 'ignore') }, o.format === false ? '404' : 'index');
+  const codings = [...(o.brotli === false ? [] : (['br'] as const)), ...(o.gzip === false ? [] : (['gzip'] as const))];
+  const precompressed = o.precompressed ?? (codings.length > 0 ? codings : false);
+  const s = settings(root, { ...o, dotfiles: o.dotfiles ?? (o.hidden ? 'allow' : 'ignore'), precompressed }, o.format === false ? '404' : 'index');
   if (!o.defer) {
     return async function serve(ctx, next) {
       if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (await serveKoa(s, ctx))) return;

@@ -40,6 +40,11 @@ export interface StaticOptions {
   redirect?: boolean;
   /** Called with (res, path, stat) before the headers are written, to set custom ones. */
   setHeaders?: (res: ServerResponse, path: string, stat: Stats) => void;
+  /**
+   * Serve `file.br`, `file.zst` or `file.gz` from beside a file when Accept-Encoding allows it
+   * (serveFile's `precompressed`): `true` for br, zstd, gzip, or the codings in your order. Default false.
+   */
+  precompressed?: boolean | Array<'br' | 'zstd' | 'gzip'>;
 }
 
 /** An Error with an HTTP status, shaped like the http-errors that send hands to next(err). */
@@ -92,6 +97,7 @@ export interface Settings {
   /** A directory URL without its trailing slash: 301 to add it, answer with its index, or 404. */
   directory: 'redirect' | 'index' | '404';
   setHeaders: StaticOptions['setHeaders'] | undefined;
+  precompressed: boolean | Array<'br' | 'zstd' | 'gzip'>;
 }
 
 const MAX_MAXAGE = 60 * 60 * 24 * 365 * 1000; // send's cap: one year
@@ -127,6 +133,7 @@ export function settings(root: unknown, options: StaticOptions | undefined, dire
     lastModified: o.lastModified !== false,
     directory: directory ?? (o.redirect === false ? '404' : 'redirect'),
     setHeaders: o.setHeaders,
+    precompressed: o.precompressed ?? false,
   };
 }
 
@@ -255,10 +262,6 @@ export function sendRedirect(req: IncomingMessage, res: ServerResponse, location
  * one), so that a path swapped for a symlink between the stat and the open still cannot leave root.
  */
 export function deliver(req: IncomingMessage, res: ServerResponse, s: Settings, file: { path: string; relative: string }): Promise<ServeResult> {
-  if (!s.acceptRanges) {
-    delete req.headers.range;
-    res.setHeader('Accept-Ranges', 'none');
-  }
   const urlPath = file.relative.split('/').map(encodeURIComponent).join('/');
   return serveFile(req, res, urlPath, {
     root: s.root,
@@ -268,5 +271,7 @@ export function deliver(req: IncomingMessage, res: ServerResponse, s: Settings, 
     etag: s.etag,
     lastModified: s.lastModified,
     cacheControl: s.cacheControl,
+    acceptRanges: s.acceptRanges,
+    precompressed: s.precompressed,
   });
 }
