@@ -2,6 +2,9 @@
 //   index.cjs   the library (one bundle of js/, CommonJS), loading the napi binding through "#native"
 //   index.mjs   the ESM entry: re-exports index.cjs, so ESM and CJS users share one instance
 //   cli.mjs     the zerocopy command, importing the library by its package name
+//   express.cjs, fastify.cjs, koa.cjs, hono.cjs
+//               the framework adapters (zerocopy/express …), each requiring ./index.cjs for the library,
+//               so that they share its one instance; .mjs twins re-export them for ESM
 //   types/      declarations from tsc, re-exported by index.d.cts and index.d.mts
 // esbuild writes the JavaScript; tsc only type-checks and writes declarations.
 import { execFileSync } from 'node:child_process';
@@ -25,10 +28,53 @@ const common = {
 
 rmSync('dist', { recursive: true, force: true });
 
+// require('zerocopy/express') is the factory, with the named export and default on it.
+const EXPRESS_CJS_TYPES = `import * as express from './types/express.js';
+declare const serveStatic: typeof express.serveStatic & { serveStatic: typeof express.serveStatic; default: typeof express.serveStatic };
+declare namespace serveStatic {
+  type ServeStaticOptions = express.ServeStaticOptions;
+  type StaticOptions = express.StaticOptions;
+  type StaticMiddleware = express.StaticMiddleware;
+  type HttpError = express.HttpError;
+}
+export = serveStatic;
+`;
+
 // "#native" (package.json "imports") stays a runtime require of the generated CommonJS loader.
 // Dependencies (pillarjs helpers) stay external: installed by npm, visible to audits.
 await build({ ...common, entryPoints: ['js/index.ts'], outfile: 'dist/index.cjs', format: 'cjs', external: ['#native'], packages: 'external' });
 writeFileSync('dist/index.mjs', "export * from './index.cjs';\n");
+
+// The adapters: the library stays ./index.cjs (one instance), the frameworks stay external (optional
+// peer dependencies, and nothing of theirs is loaded at startup).
+const ADAPTERS = ['express', 'fastify', 'koa', 'hono'];
+const libraryOnce = {
+  name: 'library-once',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: './index.cjs', external: true }));
+    b.onResolve({ filter: /^\.\.?\// }, (args) => {
+      if (args.path === './static-core.js') return undefined;
+      if (ADAPTERS.some((a) => args.importer.endsWith(`/js/${a}.ts`)) || args.importer.endsWith('/js/static-core.ts')) {
+        return { errors: [{ text: `${args.path}: an adapter reaches the library through ./index.js only, else it would bundle a second copy` }] };
+      }
+      return undefined;
+    });
+  },
+};
+for (const name of ADAPTERS) {
+  await build({
+    ...common,
+    entryPoints: [`js/${name}.ts`],
+    outfile: `dist/${name}.cjs`,
+    format: 'cjs',
+    packages: 'external',
+    plugins: [libraryOnce],
+    // require('zerocopy/express') is the middleware factory itself, as require('serve-static') is.
+    footer: name === 'express' ? { js: 'module.exports = Object.assign(module.exports.default, module.exports);' } : undefined,
+  });
+  writeFileSync(`dist/${name}.mjs`, `import adapter from './${name}.cjs';\nexport * from './${name}.cjs';\nexport default adapter${name === 'express' ? '' : '.default'};\n`);
+}
+
 await build({
   ...common,
   entryPoints: ['js/cli/main.ts'],
@@ -54,3 +100,9 @@ if (leaking.length) {
   throw new Error(`${leaking.join(', ')}: declarations import js/native.ts, which is not shipped; mark the type @internal`);
 }
 for (const ext of ['d.cts', 'd.mts']) writeFileSync(`dist/index.${ext}`, "export * from './types/index.js';\n");
+for (const name of ADAPTERS) {
+  const reexport = `export * from './types/${name}.js';\nexport { default } from './types/${name}.js';\n`;
+  writeFileSync(`dist/${name}.d.mts`, reexport);
+  writeFileSync(`dist/${name}.d.cts`, name === 'express' ? EXPRESS_CJS_TYPES : reexport);
+}
+

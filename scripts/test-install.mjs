@@ -225,6 +225,65 @@ const entry = require.resolve('zerocopy');
 if (!entry.endsWith('/node_modules/zerocopy/dist/index.cjs')) throw new Error('require resolved to ' + entry);
 run(zerocopy, 'cjs').then((line) => console.log(line), (err) => { console.error(err); process.exit(1); });
 `,
+    // The framework adapters, with no framework installed (they are optional peers): each sub-path
+    // loads, shares the main entry's instance, and the Express one serves a file over node:http.
+    'adapters.mjs': `import serveStatic, { serveStatic as named } from 'zerocopy/express';
+import zerocopyStatic from 'zerocopy/fastify';
+import koaServe, { serve } from 'zerocopy/koa';
+import honoDefault, { serveStatic as hono } from 'zerocopy/hono';
+import { createRequire } from 'node:module';
+import http from 'node:http';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+for (const [name, f] of Object.entries({ serveStatic, named, zerocopyStatic, koaServe, serve, hono, honoDefault })) {
+  if (typeof f !== 'function') throw new Error(name + ' is ' + typeof f);
+}
+if (named !== serveStatic || require('zerocopy/express') !== serveStatic) throw new Error('zerocopy/express: ESM and CJS differ');
+if (koaServe !== serve || honoDefault !== hono || require('zerocopy/fastify').default !== zerocopyStatic) throw new Error('default exports differ');
+for (const sub of ['express', 'fastify', 'koa', 'hono']) {
+  const entry = import.meta.resolve('zerocopy/' + sub);
+  if (!entry.endsWith('/node_modules/zerocopy/dist/' + sub + '.mjs')) throw new Error('zerocopy/' + sub + ' resolved to ' + entry);
+}
+const loaded = Object.keys(require.cache).filter((f) => f.includes('/node_modules/zerocopy/dist/'));
+if (loaded.filter((f) => f.endsWith('/index.cjs')).length !== 1) throw new Error('library loaded ' + loaded.join(', '));
+for (const fw of ['express', 'fastify', 'koa', 'hono', '@hono/node-server']) {
+  if (Object.keys(require.cache).some((f) => f.includes('/node_modules/' + fw + '/'))) throw new Error(fw + ' was loaded');
+}
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zerocopy-adapters-'));
+const data = Buffer.alloc(256 * 1024, 7);
+fs.writeFileSync(path.join(dir, 'f.bin'), data);
+const mw = serveStatic(dir);
+const server = http.createServer((req, res) => mw(req, res, () => { res.statusCode = 404; res.end(); }));
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const body = await new Promise((resolve, reject) => http.get({ host: '127.0.0.1', port: server.address().port, path: '/f.bin' }, (res) => {
+  const chunks = [];
+  res.on('data', (c) => chunks.push(c));
+  res.on('end', () => resolve(Buffer.concat(chunks)));
+}).on('error', reject));
+server.close();
+fs.rmSync(dir, { recursive: true, force: true });
+if (!body.equals(data)) throw new Error('zerocopy/express served ' + body.length + ' bytes, not the file');
+console.log('esm: zerocopy/express, /fastify, /koa, /hono; one library instance; express served ' + body.length + ' bytes');
+`,
+    'adapters.cjs': `'use strict';
+const serveStatic = require('zerocopy/express');
+const { serveStatic: named, default: dflt } = require('zerocopy/express');
+const { zerocopyStatic } = require('zerocopy/fastify');
+const { serve } = require('zerocopy/koa');
+const { serveStatic: hono } = require('zerocopy/hono');
+if (typeof serveStatic !== 'function' || named !== serveStatic || dflt !== serveStatic) throw new Error('require(zerocopy/express) is not the factory');
+for (const f of [zerocopyStatic, serve, hono]) if (typeof f !== 'function') throw new Error('an adapter export is ' + typeof f);
+try { serveStatic(); throw new Error('no throw'); } catch (err) { if (err.message !== 'root path required') throw err; }
+// The adapters required dist/index.cjs (the main entry) and nothing else of the library.
+const lib = require.resolve('zerocopy');
+if (!require.cache[lib]) throw new Error('the adapters did not load the main entry');
+const ours = Object.keys(require.cache).filter((f) => f.includes('/node_modules/zerocopy/dist/'));
+if (ours.some((f) => !/dist\\/(index|express|fastify|koa|hono)\\.cjs$/.test(f))) throw new Error('loaded ' + ours.join(', '));
+console.log('cjs: require(zerocopy/express) is the factory; /fastify, /koa, /hono');
+`,
     // Exit code 3 and the error as JSON: what the loader threw.
     'import-fails.mjs': `try {
   await import('zerocopy');
@@ -422,6 +481,8 @@ async function main() {
 
     await check('ESM: import, copyFile, sendFile, mmap', () => usesBinary(must(process.execPath, ['esm.mjs'], { cwd: app, env }), 'linux-x64-gnu'));
     await check('CJS: require, copyFile, sendFile, mmap', () => usesBinary(must(process.execPath, ['cjs.cjs'], { cwd: app, env }), 'linux-x64-gnu'));
+    await check('ESM: zerocopy/express, /fastify, /koa, /hono from the tarball', () => must(process.execPath, ['adapters.mjs'], { cwd: app, env }).trim());
+    await check('CJS: zerocopy/express, /fastify, /koa, /hono from the tarball', () => must(process.execPath, ['adapters.cjs'], { cwd: app, env }).trim());
     for (const [config, what] of [
       ['tsconfig.json', 'module nodenext: ESM (.mts) and CJS (.cts)'],
       ['tsconfig.bundler.json', 'moduleResolution bundler'],

@@ -1,0 +1,117 @@
+/**
+ * `zerocopy/hono`: `serveStatic` for Hono on @hono/node-server, whose file bodies go by sendfile(2)
+ * straight to the Node response (`c.env.outgoing`), with byte ranges and validators (ETag,
+ * Last-Modified), which @hono/node-server's serveStatic lacks.
+ *
+ * ```js
+ * import { serveStatic } from 'zerocopy/hono';
+ * app.use('/static/*', serveStatic({ root: './' }));
+ * ```
+ *
+ * Where the request did not come through @hono/node-server (`app.request()` in tests, another
+ * runtime), there is no Node socket: the middleware hands the request to @hono/node-server's own
+ * serveStatic, imported then and only then.
+ *
+ * @packageDocumentation
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+import { deliver, pathnameOf, resolveRequest, settings, type Settings, type StaticOptions } from './static-core.js';
+
+export type { HttpError, StaticOptions } from './static-core.js';
+
+/** The part of Hono's context this middleware uses. */
+export interface HonoContext {
+  req: { url: string; method: string; path: string };
+  env?: { incoming?: IncomingMessage; outgoing?: ServerResponse } | unknown;
+}
+
+/** @hono/node-server serveStatic's options, and serve-static's. */
+export interface HonoStaticOptions<C extends HonoContext = HonoContext> extends Omit<StaticOptions, 'fallthrough' | 'redirect' | 'index'> {
+  /** The directory served (relative to the working directory). Default '.'. */
+  root?: string;
+  /** Serve this file for every request, instead of the request's path. */
+  path?: string;
+  /** The index file of a directory. Default 'index.html'. */
+  index?: string;
+  /** Maps the request's path (percent-encoded) to the path beneath root: `(p) => p.replace(/^\/static/, '')`. */
+  rewriteRequestPath?: (path: string, c: C) => string;
+  /** Serve `file.br`, `file.zst` or `file.gz` when Accept-Encoding allows it. Default false. */
+  precompressed?: boolean;
+  /** Called with the file's path once it is found, before it is sent. */
+  onFound?: (path: string, c: C) => void | Promise<void>;
+  /** Called with the path tried when nothing is found, before next(). */
+  onNotFound?: (path: string, c: C) => void | Promise<void>;
+}
+
+export type HonoMiddleware<C extends HonoContext = HonoContext> = (c: C, next: () => Promise<void>) => Promise<Response | void>;
+
+// @hono/node-server's RESPONSE_ALREADY_SENT is a Response with this header: its listener then leaves
+// the Node response alone. Made here so that loading this module does not load @hono/node-server.
+const ALREADY_SENT_HEADER = 'x-hono-already-sent';
+
+/**
+ * The runtime's own Response class. @hono/node-server replaces globalThis.Response with a lighter
+ * subclass whose bodiless instances its listener writes out as they are, already-sent header or not.
+ */
+function platformResponse(): typeof Response {
+  let R = globalThis.Response;
+  for (let up = Object.getPrototypeOf(R); typeof up === 'function' && up !== Function.prototype; up = Object.getPrototypeOf(R)) R = up;
+  return R;
+}
+
+type HonoServeStatic = (options: object) => (c: unknown, next: () => Promise<void>) => Promise<Response | void>;
+let honoServeStatic: Promise<HonoServeStatic> | undefined;
+
+function nodeBindings(c: HonoContext): { incoming: IncomingMessage; outgoing: ServerResponse } | undefined {
+  const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+  const incoming = env?.incoming;
+  const outgoing = env?.outgoing;
+  if (!incoming || !outgoing || typeof outgoing.setHeader !== 'function' || outgoing.headersSent || !outgoing.socket) return undefined;
+  return { incoming, outgoing };
+}
+
+/**
+ * Middleware serving files beneath `options.root` for GET and HEAD; anything not found goes on to
+ * `next()`. A directory answers with its index file.
+ *
+ * @throws TypeError 'root path must be a string', 'option setHeaders must be function'
+ */
+export function serveStatic<C extends HonoContext = HonoContext>(options?: HonoStaticOptions<C>): HonoMiddleware<C> {
+  const o = options ?? {};
+  const s: Settings = settings(o.root ?? '.', o, 'index');
+  let fallback: ReturnType<HonoServeStatic> | undefined;
+  return async function serveStatic(c, next) {
+    const node = nodeBindings(c);
+    if (!node) {
+      honoServeStatic ??= import('@hono/node-server/serve-static').then((m) => m.serveStatic as unknown as HonoServeStatic);
+      fallback ??= (await honoServeStatic)(options ?? {});
+      return fallback(c, next);
+    }
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') return next();
+    const url = c.req.url;
+    const requestPath = pathnameOf(url.slice(url.indexOf('/', url.indexOf('//') + 2)));
+    const path = o.path ?? (o.rewriteRequestPath ? o.rewriteRequestPath(requestPath, c) : requestPath);
+    const r = await resolveRequest(s, path, node.incoming.url ?? path);
+    if (r.kind !== 'file') {
+      if (r.kind === 'error' && r.status >= 500) throw r.error;
+      await o.onNotFound?.(path, c);
+      return next();
+    }
+    await o.onFound?.(r.path, c);
+    s.setHeaders?.(node.outgoing, r.path, r.stat);
+    let status: number;
+    try {
+      status = (await deliver(node.incoming, node.outgoing, s, r)).status;
+    } catch (err) {
+      // After the headers, serveFile has destroyed the connection (a client that left, a truncated
+      // file): an error response from Hono could only fail to write its headers.
+      if (!node.outgoing.headersSent) throw err;
+      status = node.outgoing.statusCode;
+    }
+    // The status is what went out, for Hono's middleware that look at c.res (loggers).
+    return new (platformResponse())(null, { status, headers: { [ALREADY_SENT_HEADER]: 'true' } });
+  };
+}
+
+export default serveStatic;
