@@ -52,6 +52,8 @@ test.after(() => {
 });
 
 function request(path, { method = 'GET', headers = {}, useAgent = agent } = {}) {
+  // The client can have the whole body before serveFile's promise settles: resultFor() waits for this request's.
+  results.delete(path);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method, headers, agent: useAgent }, (res) => {
       const chunks = [];
@@ -93,13 +95,13 @@ test('200 with the whole file and the expected headers; sendfile for big files',
   assert.match(r.headers.etag, /^W\/"/);
   assert.is(r.headers['last-modified'], statSync(big).mtime.toUTCString());
   assert.is(r.headers['cache-control'], 'public, max-age=0');
-  assert.equal(results.get('/big.bin'), { status: 200, bytes: 3 * MiB + 11, mechanism: 'sendfile' });
+  assert.equal(await resultFor('/big.bin'), { status: 200, bytes: 3 * MiB + 11, mechanism: 'sendfile' });
 
   const small = await request('/hello.txt');
   assert.is(small.body.toString(), 'hello world');
   assert.is(small.headers['content-type'], 'text/plain; charset=utf-8');
   // (On a slow machine hello.txt may already be settled enough to be cached: `cached` aside.)
-  const { cached, ...smallResult } = results.get('/hello.txt');
+  const { cached, ...smallResult } = await resultFor('/hello.txt');
   assert.equal(smallResult, { status: 200, bytes: 11, mechanism: 'readwrite' });
 
   const empty = await request('/empty.bin');
@@ -113,7 +115,7 @@ test('HEAD sends headers only', async () => {
   assert.is(r.status, 200);
   assert.is(r.headers['content-length'], String(3 * MiB + 11));
   assert.is(r.body.length, 0);
-  assert.equal(results.get('/big.bin'), { status: 200, bytes: 0, mechanism: 'none' });
+  assert.equal(await resultFor('/big.bin'), { status: 200, bytes: 0, mechanism: 'none' });
 });
 
 test('byte ranges: at the edges, suffixes, clamps, past EOF, multiple, malformed', async () => {
