@@ -5,7 +5,6 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { finished } from 'node:stream/promises';
 
 import { readAt } from '../fdio.js';
 import { codedError, fileTruncated, withBytes, type ErrnoError } from '../errors.js';
@@ -46,6 +45,27 @@ function socketOf(res: ServerResponse): Socket {
   return socket;
 }
 
+/**
+ * Ends the response with `body` and waits for it to be handed to the kernel ('finish'), or rejects
+ * if the connection closes first. What stream.finished does, for the one case here, without its
+ * dozen listeners per request (measured: a visible share of a 16 KiB response's CPU).
+ */
+function endWith(res: ServerResponse, body: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onClose = (): void => {
+      res.removeListener('finish', onFinish);
+      reject(codedError('ERR_STREAM_PREMATURE_CLOSE', 'Premature close'));
+    };
+    const onFinish = (): void => {
+      res.removeListener('close', onClose);
+      resolve();
+    };
+    res.once('finish', onFinish);
+    res.once('close', onClose);
+    res.end(body);
+  });
+}
+
 export interface Sent {
   bytes: number;
   mechanism: SendMechanism;
@@ -56,8 +76,8 @@ export function sendBody(res: ServerResponse, file: Opened, range: ByteRange, in
   return guarded(res, async () => {
     const length = range.end - range.start + 1;
     if (length < inlineLimit) {
-      res.end(await bytesOf(file, range));
-      await finished(res);
+      const bytes = bytesOf(file, range);
+      await endWith(res, bytes instanceof Buffer ? bytes : await bytes);
       return { bytes: length, mechanism: 'readwrite' };
     }
     const socket = socketOf(res);
@@ -77,8 +97,7 @@ export function sendMultipart(res: ServerResponse, file: Opened, ranges: ByteRan
       const chunks: Buffer[] = [];
       for (let i = 0; i < ranges.length; i++) chunks.push(parts.heads[i] as Buffer, await bytesOf(file, ranges[i] as ByteRange));
       chunks.push(parts.tail);
-      res.end(Buffer.concat(chunks));
-      await finished(res);
+      await endWith(res, Buffer.concat(chunks));
       return { bytes: fileBytes, mechanism: 'readwrite' };
     }
     const socket = socketOf(res);

@@ -74,13 +74,22 @@ function missing(path: string): ErrnoError {
 
 /** openTarget through the small-file cache (cache.ts): a warm small file costs one stat, no pool hop. */
 async function openFile(cfg: Config, path: string): Promise<Opened> {
-  if (cfg.cache) {
-    const hit = lookup(cfg.root, path);
-    if (hit) {
-      if ('missing' in hit) throw missing(path);
-      return hit.opened;
-    }
-  }
+  return cachedFile(cfg, path) ?? (await openUncached(cfg, path));
+}
+
+/**
+ * The cache hit, synchronously (throws ENOENT when stat finds nothing), or undefined. The request
+ * path takes it without an await, so a cached body is written from the request's own callback, as
+ * node:http's own handlers do: a write deferred to a later microtask measured ~2-3 µs dearer.
+ */
+function cachedFile(cfg: Config, path: string): Opened | undefined {
+  if (!cfg.cache) return undefined;
+  const hit = lookup(cfg.root, path);
+  if (hit && 'missing' in hit) throw missing(path);
+  return hit?.opened;
+}
+
+async function openUncached(cfg: Config, path: string): Promise<Opened> {
   const opened = await openTarget(cfg.root, path, INLINE_BODY_LIMIT);
   if (cfg.cache && opened.body) store(cfg.root, path, opened, cfg.cache);
   return opened;
@@ -151,7 +160,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
 
   let opened: Opened;
   try {
-    opened = await openFile(cfg, target.path);
+    opened = cachedFile(cfg, target.path) ?? (await openUncached(cfg, target.path));
   } catch (err) {
     const found = isMissing(err) && !target.directoryUrl ? await tryExtensions(cfg, target.path) : undefined;
     if (!found) {
