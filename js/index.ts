@@ -8,8 +8,8 @@
  */
 export { copyFile, copyFileSync } from './copy.js';
 export type { CopyMechanism, CopyOptions, CopyResult, ReflinkMode } from './copy.js';
-export { sendFile } from './socket.js';
-export type { SendFileOptions, SendMechanism, SendResult } from './socket.js';
+export { sendFile } from './send.js';
+export type { SendFileOptions, SendMechanism, SendResult } from './send.js';
 export { pipe, proxy, teeTo } from './relay/index.js';
 export type { PipeOptions, PipeResult, ProxyOptions, ProxyResult, RelayEnd, RelayError, RelayMechanism, RelayOptions, TeeOptions, TeeResult } from './relay/index.js';
 export { serveFile, serveStatic, INLINE_BODY_LIMIT } from './http/index.js';

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 
 import { readAt } from '../fdio.js';
 import { codedError, fileTruncated, withBytes, type ErrnoError } from '../errors.js';
-import { sendFile, type SendMechanism } from '../socket.js';
+import { sendFile, type SendMechanism } from '../send.js';
 import type { ByteRange, Multipart } from './ranges.js';
 import type { Opened } from './target.js';
 

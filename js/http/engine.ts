@@ -9,7 +9,7 @@ import { extname, join, posix } from 'node:path';
 import { contentType as mimeContentType } from 'mime-types';
 
 import type { ErrnoError } from '../errors.js';
-import type { SendMechanism } from '../socket.js';
+import type { SendMechanism } from '../send.js';
 import { sendBody, sendMultipart } from './body.js';
 import { lookup, store, type CacheLimits } from './cache.js';
 import { entityTag, evaluatePreconditions, ifRangeAllows, validators, type EtagMode } from './conditional.js';
