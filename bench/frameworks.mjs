@@ -9,14 +9,14 @@
 // it, autocannon, for a 16 KiB and a 1 MiB file; each server in its own process
 // (bench/frameworks-server.mjs); medians of several runs, interleaved. Not a test: the load generator
 // shares the machine.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import autocannon from 'autocannon';
+import { cpuSeconds, load as drive, loadGenerator, writeFiles } from './http-load.mjs';
 import { MiB, NOISE_NOTE, best, clearProgress, median, printMachine, printTable, progress, rotated, scratch } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -33,33 +33,14 @@ const connections = Number(values.connections);
 const runs = Number(values.runs);
 const frameworks = values.only.split(',');
 
-const haveWrk = (() => {
-  try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch (err) {
-    return err.status === 1; // wrk --version prints its usage and exits 1
-  }
-})();
-
 const s = scratch(values.dir);
 printMachine(s.dir);
 const files = [
   ['16 KiB', 'small.bin', 16 * 1024, 1.5],
   ['1 MiB', 'large.bin', MiB, 2.5],
 ];
-for (const [, name, size] of files) {
-  const data = Buffer.alloc(size);
-  for (let i = 0; i + 4 <= size; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
-  writeFileSync(s.path(name), data);
-}
-console.log(`workload: GET of one warm file, ${connections} keep-alive connections, ${duration} s per run, ${runs} runs per server, interleaved; servers in their own process; load from ${haveWrk ? 'wrk (1 thread)' : 'autocannon (install wrk for a client that is not the bottleneck)'}\n`);
-
-const ticks = 100; // USER_HZ
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticks;
-}
+writeFiles(s, files);
+console.log(`workload: GET of one warm file, ${connections} keep-alive connections, ${duration} s per run, ${runs} runs per server, interleaved; servers in their own process; load from ${loadGenerator}\n`);
 
 async function startServer(framework, variant) {
   const script = fileURLToPath(new URL('./frameworks-server.mjs', import.meta.url));
@@ -68,31 +49,8 @@ async function startServer(framework, variant) {
   return { child, port: Number(String(line).trim()) };
 }
 
-function ms(text) {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
-  if (!m) return NaN;
-  return Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3 }[m[2]];
-}
-
-/** bench/http.mjs's load: wrk -t1 -c N -d S, or autocannon with the same connections and duration. */
-async function load(port, path, size) {
-  const url = `http://127.0.0.1:${port}${path}`;
-  if (haveWrk) {
-    const out = await new Promise((resolve, reject) => {
-      const child = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${duration}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let text = '';
-      child.stdout.on('data', (d) => (text += d));
-      child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}`))));
-    });
-    if (/Non-2xx|Socket errors/.test(out)) throw new Error(`${path}: wrk reported errors:\n${out}`);
-    const total = Number(/(\d+) requests in/.exec(out)?.[1]);
-    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-    return { rps, mbps: (rps * size) / MiB, p50: ms(/50%\s+(\S+)/.exec(out)?.[1] ?? ''), p99: ms(/99%\s+(\S+)/.exec(out)?.[1] ?? ''), total };
-  }
-  const result = await autocannon({ url, connections, duration, pipelining: 1 });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${path}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { rps: result.requests.average, mbps: (result.requests.average * size) / MiB, p50: result.latency.p50, p99: result.latency.p99, total: result.requests.total };
-}
+/** bench/http.mjs's load: the same client, connections and duration. */
+const load = (port, path, size) => drive({ port, path, size, connections, seconds: duration });
 
 /** Checks that a server answers `path` with the file's bytes before it is measured. */
 async function verify(port, path, size) {

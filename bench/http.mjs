@@ -13,15 +13,15 @@
 // had is left out, and the bench says so. Per server: requests/s, throughput, latency and the
 // server's CPU seconds per 1,000 requests (from /proc/PID/stat, with its child processes), medians of
 // several runs, interleaved, and ratios. Not a test: the load generator shares the machine.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import autocannon from 'autocannon';
+import { cpuSeconds, load as drive, loadGenerator, writeFiles } from './http-load.mjs';
 import { MiB, NOISE_NOTE, best, clearProgress, median, printMachine, printTable, progress, rotated, scratch } from './lib.mjs';
 import { ensureRuntime } from '../scripts/runtimes.mjs';
 
@@ -38,47 +38,14 @@ const duration = Number(values.duration);
 const connections = Number(values.connections);
 const runs = Number(values.runs);
 
-const haveWrk = (() => {
-  try {
-    execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch (err) {
-    return err.status === 1; // wrk --version prints its usage and exits 1
-  }
-})();
-
 const s = scratch(values.dir);
 printMachine(s.dir);
 const files = [
   ['16 KiB', 'small.bin', 16 * 1024],
   ['1 MiB', 'large.bin', MiB],
 ];
-for (const [, name, size] of files) {
-  const data = Buffer.alloc(size);
-  for (let i = 0; i + 4 <= size; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
-  writeFileSync(s.path(name), data);
-}
-console.log(`workload: GET of one warm file, ${connections} keep-alive connections, ${duration} s per run, ${runs} runs per server, interleaved; servers in their own process; load from ${haveWrk ? 'wrk (1 thread)' : 'autocannon (install wrk for a client that is not the bottleneck)'}\n`);
-
-const ticks = 100; // USER_HZ: /proc/PID/stat counts CPU time in 1/100 s on Linux
-function statFields(pid) {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return text.slice(text.lastIndexOf(') ') + 2).split(' ');
-}
-/** CPU seconds of `pid` and its live children (nginx's worker). */
-function cpuSeconds(pid) {
-  let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const fields = statFields(entry);
-      if (Number(entry) === pid || Number(fields[1]) === pid) total += Number(fields[11]) + Number(fields[12]); // utime + stime
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return total / ticks;
-}
+writeFiles(s, files);
+console.log(`workload: GET of one warm file, ${connections} keep-alive connections, ${duration} s per run, ${runs} runs per server, interleaved; servers in their own process; load from ${loadGenerator}\n`);
 
 async function firstLinePort(child) {
   const [line] = await once(child.stdout, 'data');
@@ -163,32 +130,8 @@ async function startBun() {
 }
 
 
-/** Milliseconds from a wrk latency figure like "1.23ms", "456.00us" or "1.02s". */
-function ms(text) {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
-  if (!m) return NaN;
-  return Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3 }[m[2]];
-}
-
-/** Drives `path` (a file of `size` bytes) for the run's duration; throughput counts response bodies. */
-async function load(port, path, size, seconds = duration) {
-  const url = `http://127.0.0.1:${port}${path}`;
-  if (haveWrk) {
-    const out = await new Promise((resolve, reject) => {
-      const child = spawn('wrk', ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let text = '';
-      child.stdout.on('data', (d) => (text += d));
-      child.on('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`wrk exited ${code}`))));
-    });
-    if (/Non-2xx|Socket errors/.test(out)) throw new Error(`${path}: wrk reported errors:\n${out}`);
-    const total = Number(/(\d+) requests in/.exec(out)?.[1]);
-    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-    return { rps, mbps: (rps * size) / MiB, p50: ms(/50%\s+(\S+)/.exec(out)?.[1] ?? ''), p99: ms(/99%\s+(\S+)/.exec(out)?.[1] ?? ''), total };
-  }
-  const result = await autocannon({ url, connections, duration: seconds, pipelining: 1 });
-  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${path}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return { rps: result.requests.average, mbps: (result.requests.average * size) / MiB, p50: result.latency.p50, p99: result.latency.p99, total: result.requests.total };
-}
+/** Drives `path` on `port` for the run's duration (or `seconds`). */
+const load = (port, path, size, seconds = duration) => drive({ port, path, size, connections, seconds });
 
 const wanted = values.only ? values.only.split(',') : ['serveFile', 'serveStatic', 'memory', 'send', 'nginx', 'bun'];
 const servers = {};
