@@ -41,7 +41,8 @@ const MAX_MAX_AGE = 60 * 60 * 24 * 365 * 1000;
 function maxAgeMs(value: unknown): number {
   if (value === undefined) return 0;
   const n = typeof value === 'string' ? ms(value as ms.StringValue) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw invalidArgValue('options.maxAge', value, "must be a non-negative number of milliseconds or a string like '1d'");
+  // Infinity is a year, as with send.
+  if (typeof n !== 'number' || Number.isNaN(n) || n < 0) throw invalidArgValue('options.maxAge', value, "must be a non-negative number of milliseconds or a string like '1d'");
   return Math.min(n, MAX_MAX_AGE);
 }
 
@@ -70,7 +71,7 @@ export function serveStatic(root: string, options?: ServeStaticOptions): StaticH
   if (cc !== undefined && typeof cc !== 'boolean' && typeof cc !== 'string') throw invalidArgType('options.cacheControl', 'of type boolean or string', cc);
   const immutable = check.optionalBoolean(o.immutable, 'options.immutable') ?? false;
   const cacheControl = cc === false ? undefined : typeof cc === 'string' ? cc : `public, max-age=${Math.floor(maxAgeMs(o.maxAge) / 1000)}${immutable ? ', immutable' : ''}`;
-  const cfg: Config = { ...commonConfig({ ...o, root: resolve(root), cacheControl: undefined, maxAge: undefined }, cacheControl), setHeaders, html: true };
+  const cfg: Config = { ...commonConfig({ ...o, root: resolve(root), cacheControl: undefined, maxAge: undefined }, cacheControl), setHeaders, html: true, resolveDots: true };
 
   return async (req, res, next) => {
     try {
@@ -90,9 +91,10 @@ export function serveStatic(root: string, options?: ServeStaticOptions): StaticH
       const original = (req as { originalUrl?: string }).originalUrl;
       const mountRoot = pathname === '/' && original !== undefined && !rawPathname(original).endsWith('/');
       const hooks = {
-        onError: (status: number, err: HttpError): boolean => {
+        onError: (status: number, err: HttpError, found: boolean): boolean => {
           if (!next) return false;
-          if (fallthrough && status < 500) next();
+          // serve-static: once a file is found (412, 416), errors always go to next(err).
+          if (fallthrough && status < 500 && !found) next();
           else next(statusError(err));
           return true;
         },
