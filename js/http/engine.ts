@@ -98,7 +98,7 @@ export interface Hooks {
    */
   onError?: (status: number, err: HttpError, found: boolean) => boolean;
   /** Awaited once the file is found, before its headers are set, with its absolute path and stat. */
-  onFile?: (path: string, stat: FileStat) => void | Promise<void>;
+  onFound?: (path: string, stat: FileStat) => void | Promise<void>;
 }
 
 /** The path the file is known by: absolute with root, as given without (for setHeaders and logs). */
@@ -209,7 +209,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
       opened = found;
     }
     if (opened.kind !== 'file') return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
-    await hooks.onFile?.(fullPath(cfg, target.path), opened.stats);
+    await hooks.onFound?.(fullPath(cfg, target.path), opened.stats);
     return await respond(req, res, opened, target.path, cfg, hooks, signal);
   } finally {
     release(opened);

@@ -12,7 +12,12 @@ import type { HttpError } from './target.js';
 import { rawPathname, type FileStat } from './target.js';
 
 /** Options of {@link serveStatic}: those of serveFile (but `root`, given first), with serve-static's units and hooks. */
-export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'maxAge' | 'signal' | 'contentType' | 'cacheControl'> {
+export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'maxAge' | 'signal' | 'contentType' | 'cacheControl' | 'redirect'> {
+  /**
+   * A directory URL without its trailing slash: `true` (default) redirects (301) to add it, `false`
+   * is a 404, `'index'` answers with the directory's index file (koa-send's `format`, Hono's serveStatic).
+   */
+  redirect?: boolean | 'index';
   /** `false` sends no Cache-Control; a string is sent verbatim; `true` (default) builds it from `maxAge` and `immutable`. */
   cacheControl?: boolean | string;
   /**
@@ -31,6 +36,11 @@ export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'max
    * so it can set or override headers (what it sets wins over the defaults).
    */
   setHeaders?: (res: ServerResponse, path: string, stat: FileStat) => void;
+  /**
+   * Awaited once a file is found, before any header is set, with its absolute path, its stat and the
+   * request (Hono's `onFound`; the framework adapters hang their per-request work on it).
+   */
+  onFound?: (path: string, stat: FileStat, req: IncomingMessage) => void | Promise<void>;
 }
 
 /** A request handler for node:http and connect/Express (`next` optional). */
@@ -71,7 +81,15 @@ export function serveStatic(root: string, options?: ServeStaticOptions): StaticH
   if (cc !== undefined && typeof cc !== 'boolean' && typeof cc !== 'string') throw invalidArgType('options.cacheControl', 'of type boolean or string', cc);
   const immutable = check.optionalBoolean(o.immutable, 'options.immutable') ?? false;
   const cacheControl = cc === false ? undefined : typeof cc === 'string' ? cc : `public, max-age=${Math.floor(maxAgeMs(o.maxAge) / 1000)}${immutable ? ', immutable' : ''}`;
-  const cfg: Config = { ...commonConfig({ ...o, root: resolve(root), cacheControl: undefined, maxAge: undefined }, cacheControl), setHeaders, html: true, resolveDots: true };
+  const onFound = check.optionalFunction<NonNullable<ServeStaticOptions['onFound']>>(o.onFound, 'options.onFound');
+  const redirect = o.redirect === 'index' ? 'index' : (check.optionalBoolean(o.redirect, 'options.redirect') ?? true);
+  const cfg: Config = {
+    ...commonConfig({ ...o, root: resolve(root), cacheControl: undefined, maxAge: undefined, redirect: redirect === true }, cacheControl),
+    setHeaders,
+    html: true,
+    resolveDots: true,
+    indexWithoutSlash: redirect === 'index',
+  };
 
   return async (req, res, next) => {
     try {
@@ -91,6 +109,7 @@ export function serveStatic(root: string, options?: ServeStaticOptions): StaticH
       const original = (req as { originalUrl?: string }).originalUrl;
       const mountRoot = pathname === '/' && original !== undefined && !rawPathname(original).endsWith('/');
       const hooks = {
+        onFound: onFound && ((path: string, stat: FileStat) => onFound(path, stat, req)),
         onError: (status: number, err: HttpError, found: boolean): boolean => {
           if (!next) return false;
           // serve-static: once a file is found (412, 416), errors always go to next(err).
