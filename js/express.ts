@@ -52,6 +52,18 @@ export interface ServeStaticOptions {
   precompressed?: boolean | Array<'br' | 'zstd' | 'gzip'>;
 }
 
+/** The options under serve-static's type name of earlier versions of this module. */
+export type StaticOptions = ServeStaticOptions;
+
+/** What next(err) gets, as from send: an Error (for a missing file the fs error itself) with an HTTP status. */
+export interface HttpError extends Error {
+  status: number;
+  statusCode: number;
+  expose: boolean;
+  /** Headers the status goes with (416: Content-Range). */
+  headers?: Record<string, string>;
+}
+
 /** A connect/Express middleware. */
 export type StaticMiddleware = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 

@@ -18,6 +18,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { serveStatic as handler, type ServeStaticOptions } from './index.js';
 
+export type { HttpError, StaticOptions } from './express.js';
+
 /** The part of Hono's context this middleware uses. */
 export interface HonoContext {
   req: { url: string; method: string; path: string };

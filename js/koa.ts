@@ -15,6 +15,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import { serveStatic, type ServeStaticOptions, type StaticHandler } from './index.js';
 
+export type { HttpError, StaticOptions } from './express.js';
+
 /** koa-static's options, and serveStatic's (which these map to). */
 export interface KoaStaticOptions extends Omit<ServeStaticOptions, 'fallthrough' | 'redirect' | 'onFound'> {
   /** Serve after the downstream middleware, only if none of them answered. Default false. */
