@@ -131,11 +131,10 @@ function fail(req: IncomingMessage, res: ServerResponse, cfg: Config, hooks: Hoo
   return answer(res, req, cfg, err.status, err.message, err.detail?.headers);
 }
 
-/** The status for a failed open, carrying (for a 404) an fs error like send's: `ENOENT: …, stat '<absolute path>'`. */
+/** The status for a failed open, carrying (for a 404) the absolute path, for an fs error like send's in next(err). */
 function openFailure(cfg: Config, err: unknown, path: string): HttpError {
   const status = openStatus(err);
-  const fsError = status === 404 ? missing(fullPath(cfg, path)) : undefined;
-  return new HttpError(status, STATUS_TEXT[status] ?? 'Error', fsError ? { fsError } : undefined);
+  return new HttpError(status, STATUS_TEXT[status] ?? 'Error', status === 404 ? { missingPath: fullPath(cfg, path) } : undefined);
 }
 
 /**
@@ -358,9 +357,10 @@ const ERROR_NAMES: Record<number, string> = {
 
 /** For serveStatic's `next(err)`, as send makes it: the fs error itself with the status added, or a named http-errors error. */
 export function statusError(err: HttpError): StatusError {
-  const fsError = err.detail?.fsError;
-  const e = (fsError ?? new Error(err.message)) as StatusError;
-  if (!fsError) {
+  const missingPath = err.detail?.missingPath;
+  // send's: `ENOENT: no such file or directory, stat '<absolute path>'`, with code, errno, syscall, path.
+  const e = (missingPath !== undefined ? missing(missingPath) : new Error(err.message)) as StatusError;
+  if (missingPath === undefined) {
     e.name = ERROR_NAMES[err.status] ?? 'Error';
     e.code = `HTTP_${err.status}`;
   }

@@ -15,8 +15,11 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    /** The fs error behind a 404 (send hands it to next(err)), or headers the status goes with. */
-    readonly detail?: { fsError?: Error; headers?: Record<string, string> },
+    /**
+     * The absolute path behind a 404 (send hands next(err) the fs error for it; made only then), or
+     * headers the status goes with.
+     */
+    readonly detail?: { missingPath?: string; headers?: Record<string, string> },
   ) {
     super(message);
   }
