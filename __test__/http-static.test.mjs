@@ -184,6 +184,12 @@ test('412 and 416 go to next(err) once a file is found, fallthrough or not (send
     ]);
     assert.equal(nextCalls[1].headers, { 'Content-Range': 'bytes */6' });
   }
+  writeFileSync(`${root}/a.css.br`, 'br bytes');
+  current = serveStatic(root, { precompressed: true });
+  nextCalls = [];
+  const variant = await srv.request('/a.css', { headers: { range: 'bytes=50-', 'accept-encoding': 'br' } });
+  assert.is(variant.headers['content-range'], 'bytes */8', "the variant's length");
+  assert.is(variant.headers['content-encoding'], undefined, 'what next(err) answers is not the variant');
   current = serveStatic(root);
   alone = serveStatic(root);
   assert.is((await plain.request('/a.css', { headers: { range: 'bytes=50-' } })).status, 416);

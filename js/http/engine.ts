@@ -127,6 +127,8 @@ export function answer(res: ServerResponse, req: IncomingMessage, cfg: Pick<Conf
 }
 
 function fail(req: IncomingMessage, res: ServerResponse, cfg: Config, hooks: Hooks, err: HttpError, found = false): ServeResult | undefined {
+  // A precompressed variant was chosen, but whatever answers the error does not send it.
+  if (found) res.removeHeader('Content-Encoding');
   if (hooks.onError?.(err.status, err, found)) return undefined;
   return answer(res, req, cfg, err.status, err.message, err.detail?.headers);
 }
