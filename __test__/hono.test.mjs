@@ -106,6 +106,29 @@ test('precompressed: true serves the .br beside the file', async () => {
   }
 });
 
+test('412 and 416 are answered; onFound is awaited with the absolute path and the context', async () => {
+  const found = [];
+  const app = new Hono();
+  app.use('*', serveStatic({ root, precompressed: true, onFound: async (path, c) => (await new Promise((r) => setImmediate(r)), found.push([path, c.req.path])) }));
+  app.get('*', (c) => c.text('hono', 404));
+  const { port, close } = await listen(app);
+  try {
+    const failed = await request(port, '/nums.txt', { headers: { 'if-match': '"other"' } });
+    assert.is(failed.status, 412);
+    assert.is(failed.text, 'Precondition Failed\n');
+    const past = await request(port, '/todo.txt', { headers: { range: 'bytes=500-', 'accept-encoding': 'br' } });
+    assert.is(past.status, 416);
+    assert.is(past.headers['content-range'], `bytes */${readFileSync(`${root}/todo.txt.br`).length}`);
+    assert.is(past.headers['content-encoding'], undefined, 'the body is not the variant');
+    assert.equal(found, [
+      [`${root}/nums.txt`, '/nums.txt'],
+      [`${root}/todo.txt`, '/todo.txt'],
+    ]);
+  } finally {
+    await close();
+  }
+});
+
 test('bad options', () => {
   assert.throws(() => serveStatic({ root: 1 }), /root path must be a string/);
   assert.throws(() => serveStatic({ root, setHeaders: 1 }), /setHeaders must be function/);

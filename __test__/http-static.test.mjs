@@ -58,10 +58,10 @@ test('serves files with serve-static headers; index.html for /', async () => {
 test('directories without the slash get a 301 (HTML, escaped) keeping the query; redirect: false → 404', async () => {
   const r = await srv.request('/docs?x=<1>');
   assert.is(r.status, 301);
-  assert.is(r.headers.location, '/docs/?x=<1>');
-  assert.match(r.headers['content-type'], /^text\/html/);
+  assert.is(r.headers.location, '/docs/?x=%3C1%3E', 'encoded as serve-static does (encodeurl)');
+  assert.is(r.headers['content-type'], 'text/html; charset=UTF-8', "serve-static's spelling");
   assert.is(r.headers['content-security-policy'], "default-src 'none'");
-  assert.match(r.body.toString(), /Redirecting to <a href="\/docs\/\?x=&#60;1&#62;">/);
+  assert.match(r.body.toString(), '<pre>Redirecting to /docs/?x=%3C1%3E</pre>');
   assert.is((await srv.request('/docs/')).body.toString(), '<p>docs</p>');
   current = serveStatic(root, { redirect: false });
   nextCalls = [];
@@ -149,6 +149,52 @@ test('fallthrough: false sends 404 to next(err) with a status; methods get 405 +
   assert.is((await plain.request('/a.css', { method: 'PUT' })).status, 405);
 });
 
+test('.. inside root is resolved, as send does; fallthrough: false hands next(err) the fs error with status 404', async () => {
+  alone = serveStatic(root);
+  const r = await plain.request('/docs/../a.css');
+  assert.is(r.status, 200);
+  assert.is(r.body.toString(), 'body{}');
+  assert.is((await plain.request('/docs/%2e%2e/docs/index.html')).body.toString(), '<p>docs</p>');
+  current = serveStatic(root, { fallthrough: false });
+  nextCalls = [];
+  await srv.request('/nope.txt');
+  await srv.request('/bare/');
+  const [missing, noIndex] = nextCalls;
+  assert.is(missing.code, 'ENOENT');
+  assert.is(missing.syscall, 'stat');
+  assert.is(missing.path, `${root}/nope.txt`);
+  assert.is(missing.message, `ENOENT: no such file or directory, stat '${root}/nope.txt'`);
+  assert.is(missing.status, 404);
+  assert.is(missing.expose, true);
+  assert.is(noIndex.path, `${root}/bare/index.html`, 'a directory without index: the index file tried');
+  current = serveStatic(root);
+});
+
+test('412 and 416 go to next(err) once a file is found, fallthrough or not (send\'s rule); without next they are answered', async () => {
+  for (const fallthrough of [true, false]) {
+    current = serveStatic(root, { fallthrough });
+    nextCalls = [];
+    assert.is((await srv.request('/a.css', { headers: { 'if-match': '"nope"' } })).status, 598);
+    const r = await srv.request('/a.css', { headers: { range: 'bytes=50-' } });
+    assert.is(r.status, 598);
+    assert.is(r.headers['content-range'], 'bytes */6', 'set before next(err), as send does');
+    assert.equal(nextCalls.map((e) => [e.status, e.name, e.message]), [
+      [412, 'PreconditionFailedError', 'Precondition Failed'],
+      [416, 'RangeNotSatisfiableError', 'Range Not Satisfiable'],
+    ]);
+    assert.equal(nextCalls[1].headers, { 'Content-Range': 'bytes */6' });
+  }
+  writeFileSync(`${root}/a.css.br`, 'br bytes');
+  current = serveStatic(root, { precompressed: true });
+  nextCalls = [];
+  const variant = await srv.request('/a.css', { headers: { range: 'bytes=50-', 'accept-encoding': 'br' } });
+  assert.is(variant.headers['content-range'], 'bytes */8', "the variant's length");
+  assert.is(variant.headers['content-encoding'], undefined, 'what next(err) answers is not the variant');
+  current = serveStatic(root);
+  alone = serveStatic(root);
+  assert.is((await plain.request('/a.css', { headers: { range: 'bytes=50-' } })).status, 416);
+});
+
 test('traversal stays refused, with or without next', async () => {
   nextCalls = [];
   for (const path of ['/../outside.txt', '/%2e%2e/outside.txt', '/docs/%2e%2e/%2e%2e/outside.txt']) {
@@ -175,6 +221,8 @@ test('setHeaders(res, path, stat) runs first and wins; maxAge (ms or string), im
   assert.is(r.headers['x-served'], 'yes');
   assert.is(r.headers['content-type'], 'text/x-mine');
   assert.is(r.headers['cache-control'], 'public, max-age=86400, immutable');
+  alone = serveStatic(root, { maxAge: Infinity });
+  assert.is((await plain.request('/a.css')).headers['cache-control'], 'public, max-age=31536000', 'capped at a year, as send does');
   alone = serveStatic(root, { maxAge: 5500 });
   assert.is((await plain.request('/a.css')).headers['cache-control'], 'public, max-age=5');
   alone = serveStatic(root, { cacheControl: false, etag: false, lastModified: false, acceptRanges: false });

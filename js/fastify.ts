@@ -17,24 +17,30 @@
  *
  * @packageDocumentation
  */
-import { createReadStream, type Stats } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { extname, isAbsolute, relative as relativePath, resolve } from 'node:path';
+import { extname, isAbsolute, relative as relativePath, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import etag from 'etag';
 import fresh from 'fresh';
 import { contentType } from 'mime-types';
+import ms from 'ms';
 import parseRange from 'range-parser';
 
-import { deliver, pathnameOf, resolveRequest, settings, type Settings, type StaticOptions } from './static-core.js';
+import { serveFile, serveStatic, type FileStat, type ServeFileOptions, type ServeResult, type ServeStaticOptions, type StaticHandler } from './index.js';
 
-export type { HttpError } from './static-core.js';
+/** The send options this plugin takes (serve-static's, as serveStatic has them). */
+type StaticOptions = Omit<ServeStaticOptions, 'fallthrough' | 'setHeaders' | 'onFound' | 'redirect' | 'maxAge' | 'precompressed'> & {
+  /** Redirect a directory URL without its trailing slash (301). Default false: it answers with its index. */
+  redirect?: boolean;
+  /** Cache-Control max-age in milliseconds, or an `ms` string ('1d'). Default 0; at most a year. */
+  maxAge?: number | string;
+};
 
 /** @fastify/static's options that this plugin has. */
-export interface FastifyStaticOptions extends Omit<StaticOptions, 'fallthrough' | 'setHeaders'> {
+export interface FastifyStaticOptions extends StaticOptions {
   /** The directory served (absolute, or relative to the working directory). */
   root: string;
   /** The URL prefix of the static route. Default '/'. */
@@ -44,7 +50,7 @@ export interface FastifyStaticOptions extends Omit<StaticOptions, 'fallthrough' 
   /** Decorate `reply.sendFile(path, [root], [options])`. Default true. */
   decorateReply?: boolean;
   /** Called as `(res, path, stat)` with the Node response before the headers go out. */
-  setHeaders?: (res: ServerResponse, path: string, stat: Stats) => void;
+  setHeaders?: (res: ServerResponse, path: string, stat: FileStat) => void;
   /**
    * Serve `file.br` or `file.gz` from beside a file when Accept-Encoding allows it (br first), with
    * Content-Encoding, Vary and the variant's own ETag and length. Default false.
@@ -53,7 +59,7 @@ export interface FastifyStaticOptions extends Omit<StaticOptions, 'fallthrough' 
 }
 
 /** Options of `reply.sendFile`: serve-static's, per call. */
-export type SendFileReplyOptions = Omit<StaticOptions, 'fallthrough' | 'redirect' | 'setHeaders'> & { root?: string };
+export type SendFileReplyOptions = Omit<StaticOptions, 'redirect'> & { root?: string };
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -62,15 +68,104 @@ declare module 'fastify' {
   }
 }
 
+/** A file found by serveStatic's rules, not yet sent. */
+interface Found {
+  path: string;
+  relative: string;
+  stat: FileStat;
+}
+
+/** Options as this plugin uses them: serveStatic's handler to find files, serveFile's options to send them. */
+interface Settings {
+  root: string;
+  acceptRanges: boolean;
+  cacheControl: string | false;
+  etag: boolean;
+  lastModified: boolean;
+  precompressed: false | Array<'br' | 'gzip'>;
+  find: StaticHandler;
+  send: ServeFileOptions;
+}
+
+const MAX_MAXAGE = 60 * 60 * 24 * 365 * 1000; // send's cap: one year
+
+/** Thrown from serveStatic's onFound to stop once the file is found: Fastify's reply sends it. */
+class Located {
+  constructor(readonly found: Found) {}
+}
+
+function pluginSettings(root: unknown, o: Partial<FastifyStaticOptions> | SendFileReplyOptions): Settings {
+  if (!root) throw new TypeError('root path required');
+  if (typeof root !== 'string') throw new TypeError('root path must be a string');
+  const rawAge = o.maxAge ?? 0;
+  const age = typeof rawAge === 'string' ? ms(rawAge as ms.StringValue) : Number(rawAge);
+  const maxAge = Number.isNaN(age) ? 0 : Math.min(Math.max(0, age), MAX_MAXAGE);
+  const cacheControl = o.cacheControl === false ? false : `public, max-age=${Math.floor(maxAge / 1000)}${o.immutable ? ', immutable' : ''}`;
+  const precompressed = (o as FastifyStaticOptions).preCompressed ? (['br', 'gzip'] as Array<'br' | 'gzip'>) : false;
+  const abs = resolve(root);
+  const common = { acceptRanges: o.acceptRanges !== false, etag: o.etag !== false, lastModified: o.lastModified !== false };
+  const find = serveStatic(abs, {
+    ...common,
+    // @fastify/static serves dotfiles unless told otherwise.
+    dotfiles: o.dotfiles ?? 'allow',
+    extensions: o.extensions ?? false,
+    index: o.index ?? 'index.html',
+    redirect: (o as StaticOptions).redirect ? true : 'index',
+    fallthrough: false,
+    onFound: (path, stat) => {
+      throw new Located({ path, relative: relativePath(abs, path), stat });
+    },
+  });
+  return {
+    root: abs,
+    ...common,
+    cacheControl,
+    precompressed,
+    find,
+    // The file is opened again beneath root (openat2 RESOLVE_BENEATH), so that a path swapped for a
+    // symlink since it was found still cannot leave root.
+    send: { root: abs, ...common, dotfiles: 'allow', index: false, redirect: false, cacheControl, precompressed },
+  };
+}
+
+type Resolution = { kind: 'file'; file: Found } | { kind: 'answered' } | { kind: 'error'; error: Error & { status?: number } };
+
+/** Finds what a URL path (percent-encoded, beneath root) names, with serveStatic's rules, sending nothing but a redirect. */
+async function resolveRequest(s: Settings, request: IncomingMessage, res: ServerResponse, urlPath: string): Promise<Resolution> {
+  // The request seen with the path beneath root as its URL (the redirect's Location still comes from
+  // the real one), and as a GET: reply.sendFile may answer any method, and nothing is sent from here.
+  const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
+  const req = Object.create(request, { url: { value: urlPath }, originalUrl: { value: request.url }, method: { value: method } }) as IncomingMessage;
+  let passed: unknown;
+  const result = await s.find(req, res, (err) => {
+    passed = err;
+  });
+  if (passed instanceof Located) return { kind: 'file', file: passed.found };
+  if (result) return { kind: 'answered' };
+  return { kind: 'error', error: passed as Error & { status?: number } };
+}
+
+/** The path of a request target, without query or fragment, as sent (still percent-encoded). */
+function pathnameOf(url: string | undefined): string {
+  const target = url ?? '/';
+  const end = target.search(/[?#]/);
+  return end < 0 ? target : target.slice(0, end);
+}
+
+/** deliver: serveFile with the file's path beneath root. */
+function deliver(req: IncomingMessage, res: ServerResponse, s: Settings, file: Found): Promise<ServeResult> {
+  return serveFile(req, res, file.relative.split(sep).map(encodeURIComponent).join('/'), s.send);
+}
+
 /** The file headers known before the body: what `onSend` hooks can see. */
-function fileHeaders(reply: FastifyReply, s: Settings, file: { path: string; stat: Stats }): void {
+function fileHeaders(reply: FastifyReply, s: Settings, file: Found): void {
   const has = (name: string): boolean => reply.hasHeader(name) || reply.raw.hasHeader(name);
   if (!has('content-type')) reply.header('content-type', contentType(extname(file.path)) || 'application/octet-stream');
   if (s.acceptRanges && !has('accept-ranges')) reply.header('accept-ranges', 'bytes');
   if (s.cacheControl !== false && !has('cache-control')) reply.header('cache-control', s.cacheControl);
   if (s.lastModified && !has('last-modified')) reply.header('last-modified', file.stat.mtime.toUTCString());
   // A precompressed variant has its own ETag: serveFile sets it once it has chosen.
-  if (s.etag && s.precompressed === false && !has('etag')) reply.header('etag', etag(file.stat));
+  if (s.etag && s.precompressed === false && !has('etag')) reply.header('etag', `W/"${file.stat.size.toString(16)}-${file.stat.mtime.getTime().toString(16)}"`);
 }
 
 /**
@@ -80,10 +175,10 @@ function fileHeaders(reply: FastifyReply, s: Settings, file: { path: string; sta
 class FilePayload extends Readable {
   #req: IncomingMessage;
   #s: Settings;
-  #file: { path: string; relative: string; stat: Stats };
+  #file: Found;
   #streaming = false;
 
-  constructor(req: IncomingMessage, s: Settings, file: { path: string; relative: string; stat: Stats }) {
+  constructor(req: IncomingMessage, s: Settings, file: Found) {
     super();
     this.#req = req;
     this.#s = s;
@@ -167,22 +262,20 @@ class FilePayload extends Readable {
   }
 }
 
-function pluginSettings(root: unknown, o: Partial<FastifyStaticOptions> | SendFileReplyOptions): Settings {
-  // @fastify/static serves dotfiles unless told otherwise.
-  const precompressed = (o as FastifyStaticOptions).preCompressed ? (['br', 'gzip'] as Array<'br' | 'gzip'>) : false;
-  return settings(root, { ...o, dotfiles: o.dotfiles ?? 'allow', setHeaders: undefined, fallthrough: true, precompressed } as StaticOptions, (o as StaticOptions).redirect ? 'redirect' : 'index');
-}
-
-async function sendResolved(request: FastifyRequest, reply: FastifyReply, s: Settings, setHeaders: FastifyStaticOptions['setHeaders'], r: Awaited<ReturnType<typeof resolveRequest>>): Promise<FastifyReply> {
+async function sendResolved(request: FastifyRequest, reply: FastifyReply, s: Settings, setHeaders: FastifyStaticOptions['setHeaders'], r: Resolution): Promise<FastifyReply> {
   if (r.kind === 'error') {
-    if (r.status !== 404) return reply.send(r.error);
+    if (r.error.status !== 404) return reply.send(r.error);
     reply.callNotFound();
     return reply;
   }
-  if (r.kind === 'redirect') return reply.redirect(r.location, 301);
-  setHeaders?.(reply.raw, r.path, r.stat);
-  fileHeaders(reply, s, r);
-  return reply.send(new FilePayload(request.raw, s, r));
+  if (r.kind === 'answered') {
+    // serveStatic sent the 301 adding a directory's trailing slash: the response is done.
+    reply.hijack();
+    return reply;
+  }
+  setHeaders?.(reply.raw, r.file.path, r.file.stat);
+  fileHeaders(reply, s, r.file);
+  return reply.send(new FilePayload(request.raw, s, r.file));
 }
 
 /**
@@ -206,7 +299,7 @@ export async function zerocopyStatic(fastify: FastifyInstance, options: FastifyS
       // An absolute path inside root is taken relative to it, as @fastify/send does.
       const urlPath = isAbsolute(path) && resolve(path).startsWith(callSettings.root) ? relativePath(callSettings.root, resolve(path)) : path;
       const encoded = `/${urlPath.replace(/^\/+/, '')}`.split('/').map(encodeURIComponent).join('/');
-      resolveRequest(callSettings, encoded, this.request.raw.url ?? '/').then(
+      resolveRequest(callSettings, this.request.raw, reply.raw, encoded).then(
         (r) => sendResolved(this.request, reply, callSettings, setHeaders, r),
         (err: unknown) => reply.send(err),
       );
@@ -226,7 +319,7 @@ export async function zerocopyStatic(fastify: FastifyInstance, options: FastifyS
       // The path as sent (still percent-encoded), so that resolveRequest decodes it once; the decoded
       // wildcard only where the router matched a URL not spelled like the prefix (case-insensitive routes).
       const rest = raw.startsWith(prefix) ? raw.slice(prefix.length - 1) : `/${encodeURI(String((request.params as Record<string, string>)['*'] ?? ''))}`;
-      return resolveRequest(s, rest, request.raw.url ?? '/').then((r) => sendResolved(request, reply, s, setHeaders, r));
+      return resolveRequest(s, request.raw, reply.raw, rest).then((r) => sendResolved(request, reply, s, setHeaders, r));
     },
   });
 }

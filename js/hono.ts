@@ -16,9 +16,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import { deliver, pathnameOf, resolveRequest, settings, type Settings, type StaticOptions } from './static-core.js';
+import { serveStatic as handler, type ServeStaticOptions } from './index.js';
 
-export type { HttpError, StaticOptions } from './static-core.js';
+export type { HttpError, StaticOptions } from './express.js';
 
 /** The part of Hono's context this middleware uses. */
 export interface HonoContext {
@@ -27,7 +27,7 @@ export interface HonoContext {
 }
 
 /** @hono/node-server serveStatic's options, and serve-static's. */
-export interface HonoStaticOptions<C extends HonoContext = HonoContext> extends Omit<StaticOptions, 'fallthrough' | 'redirect' | 'index'> {
+export interface HonoStaticOptions<C extends HonoContext = HonoContext> extends Omit<ServeStaticOptions, 'fallthrough' | 'redirect' | 'index' | 'onFound'> {
   /** The directory served (relative to the working directory). Default '.'. */
   root?: string;
   /** Serve this file for every request, instead of the request's path. */
@@ -38,11 +38,19 @@ export interface HonoStaticOptions<C extends HonoContext = HonoContext> extends 
   rewriteRequestPath?: (path: string, c: C) => string;
   /** Serve `file.br`, `file.zst` or `file.gz` when Accept-Encoding allows it. Default false. */
   precompressed?: boolean;
-  /** Called with the file's path once it is found, before it is sent. */
+  /** Called with the file's absolute path once it is found, and awaited before anything is sent. */
   onFound?: (path: string, c: C) => void | Promise<void>;
   /** Called with the path tried when nothing is found, before next(). */
   onNotFound?: (path: string, c: C) => void | Promise<void>;
 }
+
+/** The path of a request target, without query or fragment. */
+function pathnameOf(url: string): string {
+  const end = url.search(/[?#]/);
+  return end < 0 ? url : url.slice(0, end);
+}
+
+const NOT_CALLED = Symbol('next not called');
 
 export type HonoMiddleware<C extends HonoContext = HonoContext> = (c: C, next: () => Promise<void>) => Promise<Response | void>;
 
@@ -79,7 +87,17 @@ function nodeBindings(c: HonoContext): { incoming: IncomingMessage; outgoing: Se
  */
 export function serveStatic<C extends HonoContext = HonoContext>(options?: HonoStaticOptions<C>): HonoMiddleware<C> {
   const o = options ?? {};
-  const s: Settings = settings(o.root ?? '.', o, 'index');
+  if (o.root !== undefined && typeof o.root !== 'string') throw new TypeError('root path must be a string');
+  if (o.setHeaders && typeof o.setHeaders !== 'function') throw new TypeError('option setHeaders must be function');
+  const { root, path: fixedPath, rewriteRequestPath, onFound, onNotFound, ...rest } = o;
+  // The context of each request in flight, for onFound (serveStatic hands it the request).
+  const contexts = new WeakMap<IncomingMessage, C>();
+  const handle = handler(root ?? '.', {
+    ...rest,
+    redirect: 'index',
+    fallthrough: false,
+    ...(onFound ? { onFound: (path: string, _stat: unknown, req: IncomingMessage) => onFound(path, contexts.get(req) as C) } : {}),
+  });
   let fallback: ReturnType<HonoServeStatic> | undefined;
   return async function serveStatic(c, next) {
     const node = nodeBindings(c);
@@ -91,26 +109,35 @@ export function serveStatic<C extends HonoContext = HonoContext>(options?: HonoS
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') return next();
     const url = c.req.url;
     const requestPath = pathnameOf(url.slice(url.indexOf('/', url.indexOf('//') + 2)));
-    const path = o.path ?? (o.rewriteRequestPath ? o.rewriteRequestPath(requestPath, c) : requestPath);
-    const r = await resolveRequest(s, path, node.incoming.url ?? path);
-    if (r.kind !== 'file') {
-      if (r.kind === 'error' && r.status >= 500) throw r.error;
-      await o.onNotFound?.(path, c);
-      return next();
+    const path = fixedPath ?? (rewriteRequestPath ? rewriteRequestPath(requestPath, c) : requestPath);
+    // The Node request, seen with the path to serve as its URL.
+    const req = Object.create(node.incoming, { url: { value: path } }) as IncomingMessage;
+    contexts.set(req, c);
+    let passed: unknown = NOT_CALLED;
+    const result = await handle(req, node.outgoing, (err) => {
+      passed = err;
+    });
+    const res = node.outgoing;
+    if (passed !== NOT_CALLED) {
+      const err = passed as { status?: number; message?: string; headers?: Record<string, string> } | undefined;
+      const status = err?.status ?? 500;
+      if (status >= 500) throw passed;
+      if (status !== 412 && status !== 416) {
+        await onNotFound?.(path, c);
+        return next();
+      }
+      // A file was found but its preconditions or range fail: answered here, as serveFile does.
+      const body = `${err?.message ?? ''}\n`;
+      res.statusCode = status;
+      res.removeHeader('Content-Encoding'); // a precompressed variant was chosen, but is not what is sent
+      for (const [name, value] of Object.entries(err?.headers ?? {})) res.setHeader(name, value);
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.setHeader('Content-Length', Buffer.byteLength(body));
+      res.end(req.method === 'HEAD' ? undefined : body);
     }
-    await o.onFound?.(r.path, c);
-    s.setHeaders?.(node.outgoing, r.path, r.stat);
-    let status: number;
-    try {
-      status = (await deliver(node.incoming, node.outgoing, s, r)).status;
-    } catch (err) {
-      // After the headers, serveFile has destroyed the connection (a client that left, a truncated
-      // file): an error response from Hono could only fail to write its headers.
-      if (!node.outgoing.headersSent) throw err;
-      status = node.outgoing.statusCode;
-    }
-    // The status is what went out, for Hono's middleware that look at c.res (loggers).
-    return new (platformResponse())(null, { status, headers: { [ALREADY_SENT_HEADER]: 'true' } });
+    // The status is what went out, for Hono's middleware that look at c.res (loggers). After the
+    // headers a failure has destroyed the connection (a client that left, a truncated file).
+    return new (platformResponse())(null, { status: result?.status ?? res.statusCode, headers: { [ALREADY_SENT_HEADER]: 'true' } });
   };
 }
 

@@ -7,18 +7,18 @@
  * app.use(serve('public'));
  * ```
  *
- * Nothing is imported from Koa.
+ * The work is serveStatic's (the package root's). Nothing is imported from Koa.
  *
  * @packageDocumentation
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-import { deliver, resolveRequest, settings, type Settings, type StaticOptions } from './static-core.js';
+import { serveStatic, type ServeStaticOptions, type StaticHandler } from './index.js';
 
-export type { HttpError, StaticOptions } from './static-core.js';
+export type { HttpError, StaticOptions } from './express.js';
 
-/** koa-static's options (and serve-static's, which these map to). */
-export interface KoaStaticOptions extends Omit<StaticOptions, 'fallthrough' | 'redirect'> {
+/** koa-static's options, and serveStatic's (which these map to). */
+export interface KoaStaticOptions extends Omit<ServeStaticOptions, 'fallthrough' | 'redirect' | 'onFound'> {
   /** Serve after the downstream middleware, only if none of them answered. Default false. */
   defer?: boolean;
   /** Serve dotfiles (koa-send's `hidden`). Default false; `dotfiles` wins when given. */
@@ -29,6 +29,8 @@ export interface KoaStaticOptions extends Omit<StaticOptions, 'fallthrough' | 'r
   brotli?: boolean;
   /** Serve `file.gz` when Accept-Encoding allows it (koa-send's `gzip`). Default true. */
   gzip?: boolean;
+  /** koa-send's lower-case spelling of maxAge (milliseconds). */
+  maxage?: number | string;
 }
 
 /** The part of Koa's context this middleware uses. */
@@ -45,40 +47,51 @@ export interface KoaContext {
 
 export type KoaMiddleware = (ctx: KoaContext, next: () => Promise<unknown>) => Promise<void>;
 
-/** Answers ctx with the file; false when there is none (404), so the caller goes on. Other errors throw. */
-async function serveKoa(s: Settings, ctx: KoaContext): Promise<boolean> {
-  const r = await resolveRequest(s, ctx.path, ctx.originalUrl ?? ctx.req.url ?? '/');
-  if (r.kind === 'error') {
-    if (r.status === 404) return false;
-    throw r.error;
-  }
-  if (r.kind === 'redirect') return false; // not reached: directories answer with their index or 404
-  s.setHeaders?.(ctx.res, r.path, r.stat);
-  // The response is ours from here: Koa must not write a body after us.
-  ctx.respond = false;
-  await deliver(ctx.req, ctx.res, s, r).catch((err: unknown) => {
-    // After the headers, serveFile has destroyed the connection (a client that left, a truncated
-    // file): nothing is left to answer, and koa-static's streams stay as quiet about it.
-    if (!ctx.res.headersSent) throw err;
+const NOT_CALLED = Symbol('next not called');
+
+/**
+ * Answers ctx with the file; false when there is none (404), so the caller goes on. Other errors
+ * (400, a 403 for `..` above root or a denied dotfile, 412, 416, 5xx) throw, with `status` (and
+ * `headers` for 416) for Koa's error handling.
+ */
+async function serveKoa(handle: StaticHandler, ctx: KoaContext): Promise<boolean> {
+  let passed: unknown = NOT_CALLED;
+  await handle(ctx.req, ctx.res, (err) => {
+    passed = err;
   });
-  return true;
+  if (passed === NOT_CALLED) {
+    // Answered — or, after the headers, the connection was destroyed (a client that left, a
+    // truncated file), as koa-static's streams stay quiet about it. Koa must not write after us.
+    ctx.respond = false;
+    return true;
+  }
+  if (passed === undefined || (passed as { status?: number }).status === 404) return false;
+  throw passed;
 }
 
 /**
- * Middleware serving files beneath `root` for GET and HEAD: a file found is answered (200, 206, 304,
- * 412 or 416); a missing one goes on to `next()`; a forbidden path (`..` above root, a denied
- * dotfile) throws a 403 HttpError for Koa's error handling.
+ * Middleware serving files beneath `root` for GET and HEAD: a file found is answered (200, 206 or
+ * 304); a missing one goes on to `next()`; a forbidden path (`..` above root, a denied dotfile), 412
+ * and 416 throw an HttpError for Koa's error handling.
  *
- * @throws TypeError 'root path required', 'root path must be a string', 'option setHeaders must be function'
+ * @throws TypeError 'root path required', 'root path must be a string'
  */
 export function serve(root: string, options?: KoaStaticOptions): KoaMiddleware {
-  const o = options ?? {};
-  const codings = [...(o.brotli === false ? [] : (['br'] as const)), ...(o.gzip === false ? [] : (['gzip'] as const))];
-  const precompressed = o.precompressed ?? (codings.length > 0 ? codings : false);
-  const s = settings(root, { ...o, dotfiles: o.dotfiles ?? (o.hidden ? 'allow' : 'ignore'), precompressed }, o.format === false ? '404' : 'index');
-  if (!o.defer) {
+  if (!root) throw new TypeError('root path required');
+  if (typeof root !== 'string') throw new TypeError('root path must be a string');
+  const { defer, hidden, format, brotli, gzip, maxage, ...rest } = options ?? {};
+  const codings = [...(brotli === false ? [] : (['br'] as const)), ...(gzip === false ? [] : (['gzip'] as const))];
+  const handle = serveStatic(root, {
+    ...rest,
+    maxAge: maxage ?? rest.maxAge,
+    dotfiles: rest.dotfiles ?? (hidden ? 'allow' : 'ignore'),
+    precompressed: rest.precompressed ?? (codings.length > 0 ? codings : false),
+    redirect: format === false ? false : 'index',
+    fallthrough: false,
+  });
+  if (!defer) {
     return async function serve(ctx, next) {
-      if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (await serveKoa(s, ctx))) return;
+      if ((ctx.method === 'GET' || ctx.method === 'HEAD') && (await serveKoa(handle, ctx))) return;
       await next();
     };
   }
@@ -86,7 +99,7 @@ export function serve(root: string, options?: KoaStaticOptions): KoaMiddleware {
     await next();
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return;
     if (ctx.body != null || ctx.status !== 404) return; // answered downstream
-    await serveKoa(s, ctx);
+    await serveKoa(handle, ctx);
   };
 }
 

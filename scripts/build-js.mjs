@@ -53,8 +53,7 @@ const libraryOnce = {
   setup(b) {
     b.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: './index.cjs', external: true }));
     b.onResolve({ filter: /^\.\.?\// }, (args) => {
-      if (args.path === './static-core.js') return undefined;
-      if (ADAPTERS.some((a) => args.importer.endsWith(`/js/${a}.ts`)) || args.importer.endsWith('/js/static-core.ts')) {
+      if (ADAPTERS.some((a) => args.importer.endsWith(`/js/${a}.ts`))) {
         return { errors: [{ text: `${args.path}: an adapter reaches the library through ./index.js only, else it would bundle a second copy` }] };
       }
       return undefined;

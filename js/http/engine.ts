@@ -59,6 +59,10 @@ export interface Config {
   setHeaders: ((res: ServerResponse, path: string, stat: FileStat) => void) | undefined;
   /** HTML error and redirect bodies (serveStatic, as send's) instead of text/plain. */
   html: boolean;
+  /** Resolve `..` segments that stay beneath root, as send does (serveStatic), instead of refusing them. */
+  resolveDots: boolean;
+  /** A directory URL without its trailing slash answers with its index file (koa-send, Hono) instead of a redirect. */
+  indexWithoutSlash: boolean;
   /** The small-file cache's limits, or undefined without it. */
   cache: CacheLimits | undefined;
 }
@@ -99,9 +103,11 @@ async function openUncached(cfg: Config, path: string): Promise<Opened> {
 export interface Hooks {
   /**
    * Called instead of answering with an error status; returns true when it took the request over
-   * (for example passed it to `next()`).
+   * (for example passed it to `next()`). `found` is true for 412 and 416, which come after a file was found.
    */
-  onError?: (status: number, err: HttpError) => boolean;
+  onError?: (status: number, err: HttpError, found: boolean) => boolean;
+  /** Awaited once the file is found, before its headers are set, with its absolute path and stat. */
+  onFound?: (path: string, stat: FileStat) => void | Promise<void>;
 }
 
 /** The path the file is known by: absolute with root, as given without (for setHeaders and logs). */
@@ -120,7 +126,7 @@ export function answer(res: ServerResponse, req: IncomingMessage, cfg: Pick<Conf
   for (const name of res.getHeaderNames()) {
     if (name.startsWith('content-') || name === 'etag' || name === 'last-modified' || name === 'accept-ranges' || name === 'vary') res.removeHeader(name);
   }
-  res.setHeader('Content-Type', cfg.html ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8');
+  res.setHeader('Content-Type', cfg.html ? 'text/html; charset=UTF-8' : 'text/plain; charset=utf-8'); // send's spellings
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.setHeader('Content-Security-Policy', "default-src 'none'");
   res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -129,9 +135,27 @@ export function answer(res: ServerResponse, req: IncomingMessage, cfg: Pick<Conf
   return { status, bytes: 0, mechanism: NO_BODY };
 }
 
-function fail(req: IncomingMessage, res: ServerResponse, cfg: Config, hooks: Hooks, err: HttpError): ServeResult | undefined {
-  if (hooks.onError?.(err.status, err)) return undefined;
-  return answer(res, req, cfg, err.status, err.message);
+function fail(req: IncomingMessage, res: ServerResponse, cfg: Config, hooks: Hooks, err: HttpError, found = false): ServeResult | undefined {
+  // A precompressed variant was chosen, but whatever answers the error does not send it.
+  if (found) res.removeHeader('Content-Encoding');
+  if (hooks.onError?.(err.status, err, found)) return undefined;
+  return answer(res, req, cfg, err.status, err.message, err.detail?.headers);
+}
+
+/** The status for a failed open, carrying (for a 404) the absolute path, for an fs error like send's in next(err). */
+function openFailure(cfg: Config, err: unknown, path: string): HttpError {
+  const status = openStatus(err);
+  return new HttpError(status, STATUS_TEXT[status] ?? 'Error', status === 404 ? { missingPath: fullPath(cfg, path) } : undefined);
+}
+
+/**
+ * The `encodeurl` package's rule (serve-static's Location): encode what may not appear in a URL,
+ * keep existing %XX escapes, replace lone surrogates.
+ */
+function encodeUrl(url: string): string {
+  return url
+    .replace(/(?:[^\x21\x25\x26-\x3B\x3D\x3F-\x5B\x5D\x5F\x61-\x7A\x7E]|%(?![0-9A-Fa-f]{2}))+/g, (m) => encodeURI(m))
+    .replace(/(^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])/g, '$1\uFFFD');
 }
 
 /** Where a request for a directory without its trailing slash is sent: the same URL with it. */
@@ -150,7 +174,7 @@ function redirectLocation(req: IncomingMessage): string {
 export async function serve(req: IncomingMessage, res: ServerResponse, path: string, cfg: Config, hooks: Hooks, signal: AbortSignal | undefined, directoryUrl?: boolean): Promise<ServeResult | undefined> {
   let target: Target;
   try {
-    target = cfg.root !== undefined ? urlTarget(path, cfg.dotfiles) : { path, directoryUrl: path.endsWith('/') };
+    target = cfg.root !== undefined ? urlTarget(path, cfg.dotfiles, cfg.resolveDots) : { path, directoryUrl: path.endsWith('/') };
   } catch (err) {
     if (err instanceof HttpError) return fail(req, res, cfg, hooks, err);
     throw err;
@@ -163,37 +187,40 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
     opened = cachedFile(cfg, target.path) ?? (await openUncached(cfg, target.path));
   } catch (err) {
     const found = isMissing(err) && !target.directoryUrl ? await tryExtensions(cfg, target.path) : undefined;
-    if (!found) {
-      const status = openStatus(err);
-      return fail(req, res, cfg, hooks, new HttpError(status, STATUS_TEXT[status] ?? 'Error'));
-    }
+    if (!found) return fail(req, res, cfg, hooks, openFailure(cfg, err, target.path));
     opened = found.opened;
     target = { path: found.path, directoryUrl: false };
   }
   try {
     if (opened.kind === 'directory') {
-      if (cfg.root !== undefined && !target.directoryUrl) {
+      if (cfg.root !== undefined && !target.directoryUrl && !cfg.indexWithoutSlash) {
         if (!cfg.redirect) return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
-        const location = redirectLocation(req);
-        const shown = escapeHtml(location);
-        return answer(res, req, cfg, 301, cfg.html ? `Redirecting to <a href="${shown}">${shown}</a>` : `Redirecting to ${location}`, { Location: location });
+        // serveStatic: serve-static's document and encoded Location.
+        const location = cfg.html ? encodeUrl(redirectLocation(req)) : redirectLocation(req);
+        return answer(res, req, cfg, 301, `Redirecting to ${cfg.html ? escapeHtml(location) : location}`, { Location: location });
       }
       let found: Opened | undefined;
-      for (const name of target.directoryUrl ? cfg.index : []) {
-        const candidate = await openFile(cfg, join2(target.path, name)).catch(() => undefined);
+      let failure = new HttpError(404, 'Not Found');
+      for (const name of target.directoryUrl || cfg.indexWithoutSlash ? cfg.index : []) {
+        const indexPath = join2(target.path, name);
+        const candidate = await openFile(cfg, indexPath).catch((err: unknown) => {
+          failure = openFailure(cfg, err, indexPath);
+          return undefined;
+        });
         if (candidate?.kind === 'file') {
           found = candidate;
-          target = { path: join2(target.path, name), directoryUrl: false };
+          target = { path: indexPath, directoryUrl: false };
           break;
         }
         release(candidate);
       }
-      if (found === undefined) return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
+      if (found === undefined) return fail(req, res, cfg, hooks, failure.status >= 500 ? failure : new HttpError(404, 'Not Found', failure.detail));
       release(opened);
       opened = found;
     }
     if (opened.kind !== 'file') return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
-    return await respond(req, res, opened, target.path, cfg, signal);
+    await hooks.onFound?.(fullPath(cfg, target.path), opened.stats);
+    return await respond(req, res, opened, target.path, cfg, hooks, signal);
   } finally {
     release(opened);
   }
@@ -233,7 +260,7 @@ function typeOf(path: string): string {
   return type;
 }
 
-async function respond(req: IncomingMessage, res: ServerResponse, file: Opened, path: string, cfg: Config, signal: AbortSignal | undefined): Promise<ServeResult> {
+async function respond(req: IncomingMessage, res: ServerResponse, file: Opened, path: string, cfg: Config, hooks: Hooks, signal: AbortSignal | undefined): Promise<ServeResult | undefined> {
   let sent = file;
   let coding: Coding | undefined;
   if (cfg.precompressed.length > 0) {
@@ -244,7 +271,7 @@ async function respond(req: IncomingMessage, res: ServerResponse, file: Opened, 
     }
   }
   try {
-    return await respondWith(req, res, file, sent, coding, path, cfg, signal);
+    return await respondWith(req, res, file, sent, coding, path, cfg, hooks, signal);
   } finally {
     if (sent !== file) release(sent);
   }
@@ -258,8 +285,9 @@ async function respondWith(
   coding: Coding | undefined,
   path: string,
   cfg: Config,
+  hooks: Hooks,
   signal: AbortSignal | undefined,
-): Promise<ServeResult> {
+): Promise<ServeResult | undefined> {
   if (cfg.headers) for (const [name, value] of Object.entries(cfg.headers)) res.setHeader(name, value as string | number | string[]);
   cfg.setHeaders?.(res, fullPath(cfg, path), file.stats);
   if (cfg.acceptRanges && !res.hasHeader('Accept-Ranges')) res.setHeader('Accept-Ranges', 'bytes');
@@ -281,7 +309,7 @@ async function respondWith(
   const conditional = h['if-match'] !== undefined || h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-unmodified-since'] !== undefined || h['if-range'] !== undefined;
   const v = conditional ? validators(res, sent.stats.mtimeMs) : { etag: undefined, lastModified: NaN, modifiedMs: NaN };
   const condition = conditional ? evaluatePreconditions(req, v) : undefined;
-  if (condition === 412) return answer(res, req, cfg, 412, 'Precondition Failed');
+  if (condition === 412) return fail(req, res, cfg, hooks, new HttpError(412, 'Precondition Failed'), true);
   if (condition === 304) {
     for (const name of ['Content-Type', 'Content-Length', 'Content-Range', 'Content-Encoding']) res.removeHeader(name);
     res.statusCode = 304;
@@ -293,7 +321,11 @@ async function respondWith(
   const encoding = { ...(coding ? { encoding: coding } : {}), ...(sent.cached ? { cached: true as const } : {}) };
   // §14.2: Range applies to GET only, and only when If-Range allows it.
   const plan = cfg.acceptRanges && req.method === 'GET' && req.headers.range && ifRangeAllows(req, v, Date.now()) ? planRange(req.headers.range, size, cfg.maxRanges) : { kind: 'full' as const };
-  if (plan.kind === 'unsatisfiable') return answer(res, req, cfg, 416, 'Range Not Satisfiable', { 'Content-Range': `bytes */${size}` });
+  if (plan.kind === 'unsatisfiable') {
+    // Set before a hook passes the error on, as send does: an error handler's answer carries it too.
+    res.setHeader('Content-Range', `bytes */${size}`);
+    return fail(req, res, cfg, hooks, new HttpError(416, 'Range Not Satisfiable', { headers: { 'Content-Range': `bytes */${size}` } }), true);
+  }
 
   if (plan.kind === 'multi') {
     const type = String(res.getHeader('Content-Type'));
@@ -322,12 +354,30 @@ async function respondWith(
   return { status, bytes: r.bytes, mechanism: r.mechanism, ...encoding };
 }
 
-/** An error with a status, for serveStatic's `next(err)`. */
-export function statusError(err: HttpError): ErrnoError & { status: number; statusCode: number; expose: boolean } {
-  const e = new Error(err.message) as ErrnoError & { status: number; statusCode: number; expose: boolean };
+/** An error with a status as `next(err)` gets it from serve-static (http-errors' createError). */
+export type StatusError = ErrnoError & { status: number; statusCode: number; expose: boolean; headers?: Record<string, string> };
+
+const ERROR_NAMES: Record<number, string> = {
+  400: 'BadRequestError',
+  403: 'ForbiddenError',
+  404: 'NotFoundError',
+  412: 'PreconditionFailedError',
+  416: 'RangeNotSatisfiableError',
+  500: 'InternalServerError',
+};
+
+/** For serveStatic's `next(err)`, as send makes it: the fs error itself with the status added, or a named http-errors error. */
+export function statusError(err: HttpError): StatusError {
+  const missingPath = err.detail?.missingPath;
+  // send's: `ENOENT: no such file or directory, stat '<absolute path>'`, with code, errno, syscall, path.
+  const e = (missingPath !== undefined ? missing(missingPath) : new Error(err.message)) as StatusError;
+  if (missingPath === undefined) {
+    e.name = ERROR_NAMES[err.status] ?? 'Error';
+    e.code = `HTTP_${err.status}`;
+  }
   e.status = err.status;
   e.statusCode = err.status;
   e.expose = err.status < 500;
-  e.code = err.status === 404 ? 'ENOENT' : `HTTP_${err.status}`;
+  if (err.detail?.headers) e.headers = err.detail.headers;
   return e;
 }

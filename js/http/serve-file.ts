@@ -103,6 +103,8 @@ export function commonConfig(o: Partial<ServeFileOptions>, cacheControl: string 
     headers: o.headers,
     setHeaders: undefined,
     html: false,
+    resolveDots: false,
+    indexWithoutSlash: false,
     cache: cacheOption(o.cache),
   };
 }

@@ -12,7 +12,12 @@ import type { HttpError } from './target.js';
 import { rawPathname, type FileStat } from './target.js';
 
 /** Options of {@link serveStatic}: those of serveFile (but `root`, given first), with serve-static's units and hooks. */
-export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'maxAge' | 'signal' | 'contentType' | 'cacheControl'> {
+export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'maxAge' | 'signal' | 'contentType' | 'cacheControl' | 'redirect'> {
+  /**
+   * A directory URL without its trailing slash: `true` (default) redirects (301) to add it, `false`
+   * is a 404, `'index'` answers with the directory's index file (koa-send's `format`, Hono's serveStatic).
+   */
+  redirect?: boolean | 'index';
   /** `false` sends no Cache-Control; a string is sent verbatim; `true` (default) builds it from `maxAge` and `immutable`. */
   cacheControl?: boolean | string;
   /**
@@ -31,6 +36,11 @@ export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'max
    * so it can set or override headers (what it sets wins over the defaults).
    */
   setHeaders?: (res: ServerResponse, path: string, stat: FileStat) => void;
+  /**
+   * Awaited once a file is found, before any header is set, with its absolute path, its stat and the
+   * request (Hono's `onFound`; the framework adapters hang their per-request work on it).
+   */
+  onFound?: (path: string, stat: FileStat, req: IncomingMessage) => void | Promise<void>;
 }
 
 /** A request handler for node:http and connect/Express (`next` optional). */
@@ -41,7 +51,8 @@ const MAX_MAX_AGE = 60 * 60 * 24 * 365 * 1000;
 function maxAgeMs(value: unknown): number {
   if (value === undefined) return 0;
   const n = typeof value === 'string' ? ms(value as ms.StringValue) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) throw invalidArgValue('options.maxAge', value, "must be a non-negative number of milliseconds or a string like '1d'");
+  // Infinity is a year, as with send.
+  if (typeof n !== 'number' || Number.isNaN(n) || n < 0) throw invalidArgValue('options.maxAge', value, "must be a non-negative number of milliseconds or a string like '1d'");
   return Math.min(n, MAX_MAX_AGE);
 }
 
@@ -70,7 +81,15 @@ export function serveStatic(root: string, options?: ServeStaticOptions): StaticH
   if (cc !== undefined && typeof cc !== 'boolean' && typeof cc !== 'string') throw invalidArgType('options.cacheControl', 'of type boolean or string', cc);
   const immutable = check.optionalBoolean(o.immutable, 'options.immutable') ?? false;
   const cacheControl = cc === false ? undefined : typeof cc === 'string' ? cc : `public, max-age=${Math.floor(maxAgeMs(o.maxAge) / 1000)}${immutable ? ', immutable' : ''}`;
-  const cfg: Config = { ...commonConfig({ ...o, root: resolve(root), cacheControl: undefined, maxAge: undefined }, cacheControl), setHeaders, html: true };
+  const onFound = check.optionalFunction<NonNullable<ServeStaticOptions['onFound']>>(o.onFound, 'options.onFound');
+  const redirect = o.redirect === 'index' ? 'index' : (check.optionalBoolean(o.redirect, 'options.redirect') ?? true);
+  const cfg: Config = {
+    ...commonConfig({ ...o, root: resolve(root), cacheControl: undefined, maxAge: undefined, redirect: redirect === true }, cacheControl),
+    setHeaders,
+    html: true,
+    resolveDots: true,
+    indexWithoutSlash: redirect === 'index',
+  };
 
   return async (req, res, next) => {
     try {
@@ -90,9 +109,11 @@ export function serveStatic(root: string, options?: ServeStaticOptions): StaticH
       const original = (req as { originalUrl?: string }).originalUrl;
       const mountRoot = pathname === '/' && original !== undefined && !rawPathname(original).endsWith('/');
       const hooks = {
-        onError: (status: number, err: HttpError): boolean => {
+        onFound: onFound && ((path: string, stat: FileStat) => onFound(path, stat, req)),
+        onError: (status: number, err: HttpError, found: boolean): boolean => {
           if (!next) return false;
-          if (fallthrough && status < 500) next();
+          // serve-static: once a file is found (412, 416), errors always go to next(err).
+          if (fallthrough && status < 500 && !found) next();
           else next(statusError(err));
           return true;
         },

@@ -15,6 +15,11 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /**
+     * The absolute path behind a 404 (send hands next(err) the fs error for it; made only then), or
+     * headers the status goes with.
+     */
+    readonly detail?: { missingPath?: string; headers?: Record<string, string> },
   ) {
     super(message);
   }
@@ -72,8 +77,11 @@ export function rawPathname(url: string | undefined): string {
 
 export type Dotfiles = 'ignore' | 'deny' | 'allow';
 
-/** Decodes and checks a URL path for serving beneath root. */
-export function urlTarget(urlPath: string, dotfiles: Dotfiles): Target {
+/**
+ * Decodes and checks a URL path for serving beneath root. A `..` segment is refused (403), or with
+ * `resolveDots` (send's rule, serveStatic's) resolved when it stays beneath root.
+ */
+export function urlTarget(urlPath: string, dotfiles: Dotfiles, resolveDots = false): Target {
   let decoded: string;
   try {
     decoded = decodeURIComponent(urlPath);
@@ -81,8 +89,12 @@ export function urlTarget(urlPath: string, dotfiles: Dotfiles): Target {
     throw new HttpError(400, 'Bad Request');
   }
   if (decoded.includes('\0')) throw new HttpError(400, 'Bad Request');
-  const segments = decoded.split('/');
-  if (segments.includes('..')) throw new HttpError(403, 'Forbidden');
+  if (resolveDots) {
+    const inside = posix.normalize(`./${decoded}`);
+    if (inside === '..' || inside.startsWith('../')) throw new HttpError(403, 'Forbidden');
+  } else if (decoded.split('/').includes('..')) {
+    throw new HttpError(403, 'Forbidden');
+  }
   const normalized = posix.normalize(`/${decoded}`);
   // After normalisation the path is absolute and free of '..': make it relative to root.
   const relative = normalized.replace(/^\/+/, '');
