@@ -44,7 +44,7 @@ const MAIN_REQUIRED = [
   'dist/types/index.d.ts',
   ...['express', 'fastify', 'koa', 'hono'].flatMap((a) => [`dist/${a}.cjs`, `dist/${a}.mjs`, `dist/${a}.d.cts`, `dist/${a}.d.mts`, `dist/types/${a}.d.ts`]),
 ];
-const MAIN_ALLOWED = [/^dist\/(index|express|fastify|koa|hono)\.cjs\.map$|^dist\/cli\.mjs\.map$/, /^dist\/types\/(http\/)?[a-z-]+\.d\.ts$/];
+const MAIN_ALLOWED = [/^dist\/(index|express|fastify|koa|hono)\.cjs\.map$|^dist\/cli\.mjs\.map$/, /^dist\/types\/(http\/|relay\/)?[a-z-]+\.d\.ts$/];
 
 function run(cmd, args, options = {}) {
   return execFileSync(cmd, args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], ...options });
