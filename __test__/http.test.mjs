@@ -356,6 +356,10 @@ test('without root the path is used as given; bad arguments are typed errors', a
     [[fakeReq, fakeRes, '/x', { root: 5 }], 'ERR_INVALID_ARG_TYPE'],
     [[fakeReq, fakeRes, '/x', { root, dotfiles: 'sometimes' }], 'ERR_INVALID_ARG_VALUE'],
     [[fakeReq, fakeRes, '/x', { root, maxAge: -1 }], 'ERR_OUT_OF_RANGE'],
+    // Set without setHeader's checks later: refused up front, never a split header.
+    [[fakeReq, fakeRes, '/x', { root, contentType: 'text/plain\r\nX-Injected: 1' }], 'ERR_INVALID_CHAR'],
+    [[fakeReq, fakeRes, '/x', { root, cacheControl: 'no-store\nX-Injected: 1' }], 'ERR_INVALID_CHAR'],
+    [[fakeReq, fakeRes, '/x', { root, contentType: 5 }], 'ERR_INVALID_ARG_TYPE'],
     [[fakeReq, fakeRes, undefined, {}], 'ERR_INVALID_ARG_TYPE'],
     [[fakeReq, { headersSent: true }, '/x', { root }], 'ERR_HTTP_HEADERS_SENT'],
   ]) {

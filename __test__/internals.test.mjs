@@ -265,3 +265,36 @@ test('pipe and proxy from a socket whose reading state or decoder is not as know
 });
 
 test.run();
+
+test("kOutHeaders: a response's header store, seen by getHeader and sent; user-set headers stay; none once sent", async () => {
+  const { createServer, request } = await import('node:http');
+  const seen = [];
+  const server = createServer((req, res) => {
+    res.setHeader('X-User', 'mine');
+    res.setHeader('ETag', '"user"');
+    const store = internals.headerStore(res);
+    assert.ok(store, 'node:http responses keep their headers in kOutHeaders');
+    assert.equal(store['x-user'], ['X-User', 'mine']);
+    if (store.etag === undefined) store.etag = ['ETag', '"ours"'];
+    store['x-direct'] = ['X-Direct', 'yes'];
+    store['content-length'] = ['Content-Length', 2];
+    seen.push(res.getHeader('x-direct'), res.hasHeader('X-Direct'), res.getHeader('etag'));
+    res.end('ok');
+    seen.push(internals.headerStore(res));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const res = await new Promise((resolve, reject) => request({ port: server.address().port, host: '127.0.0.1' }, resolve).on('error', reject).end());
+    let body = '';
+    for await (const chunk of res) body += chunk;
+    assert.is(body, 'ok');
+    assert.is(res.headers['x-direct'], 'yes');
+    assert.is(res.headers['x-user'], 'mine');
+    assert.is(res.headers.etag, '"user"');
+    assert.is(res.headers['content-length'], '2');
+    assert.equal(seen, ['yes', true, '"user"', undefined], 'getHeader sees it; no store once the headers are sent');
+  } finally {
+    server.close();
+  }
+  assert.is(internals.headerStore({ headersSent: false }), undefined, 'not a node:http response: no store');
+});

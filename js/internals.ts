@@ -13,6 +13,7 @@
  * | `_readableState.decoder` (`lastChar`, `lastNeed`, `lastTotal`, `end()`) | bytes of an incomplete character after `setEncoding()` |
  * | `timeout`, `_unrefTimer()`                      | the `setTimeout()` idle timer, restarted for bytes moved natively |
  * | `_bytesDispatched`, `bytesRead` (prototype getters) | counting those bytes in `bytesWritten` and `bytesRead`  |
+ * | `ServerResponse[kOutHeaders]`                   | serveFile's own headers without setHeader's checks (speed only; see headerStore) |
  *
  * {@link missingInternal} checks all a transfer needs at once, before it starts. Where one is missing
  * or not what it is on Node 20–26 (Deno's sockets have no `_handle.fd`; Bun's handles no `readStop`),
@@ -20,6 +21,7 @@
  * while Node still read the same fd would split the bytes between them. __test__/internals.test.mjs
  * checks on the running Node that each exists and behaves as relied on.
  */
+import { ServerResponse, type IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -286,4 +288,51 @@ function addCount(socket: Socket, getter: keyof typeof natively, n: number): voi
 export function countMoved(socket: Socket, written: number, read: number): void {
   if (written > 0) addCount(socket, '_bytesDispatched', written);
   if (read > 0) addCount(socket, 'bytesRead', read);
+}
+
+/** node:http's header store on a response: lower-case name → [name as given, value]. */
+export type HeaderStore = Record<string, [string, unknown] | undefined>;
+
+/** The key of node:http's header store (`kOutHeaders`), null where it is not what is relied on. */
+let outHeadersKey: symbol | null | undefined;
+
+/**
+ * Finds node:http's `kOutHeaders` symbol on a probe response and checks that it behaves as
+ * {@link headerStore} relies on: `setHeader(name, v)` stores `[name, v]` under the lower-case name,
+ * and an entry put there directly is what `getHeader`, `hasHeader` and `getHeaderNames` see.
+ */
+function findOutHeadersKey(): symbol | null {
+  try {
+    const res = new ServerResponse({ method: 'GET', httpVersionMajor: 1, httpVersionMinor: 1, headers: {} } as IncomingMessage);
+    const own = res as unknown as Record<symbol, unknown>;
+    const key = Object.getOwnPropertySymbols(res).find((s) => s.description === 'kOutHeaders');
+    if (key === undefined || own[key] !== null) return null;
+    res.setHeader('X-Probe', 'a');
+    const store = own[key] as HeaderStore | null;
+    const entry = store?.['x-probe'];
+    if (!store || !Array.isArray(entry) || entry.length !== 2 || entry[0] !== 'X-Probe' || entry[1] !== 'a') return null;
+    store['x-direct'] = ['X-Direct', 'b'];
+    if (res.getHeader('x-direct') !== 'b' || !res.hasHeader('X-Direct') || res.getHeaderNames().join() !== 'x-probe,x-direct') return null;
+    return key;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The response's header store, for setting headers whose names and values are known to be valid
+ * without `setHeader`'s per-call validation (measured: a visible share of a small file's response
+ * CPU). `undefined` once the headers are sent, for objects that are not node:http responses, and on
+ * runtimes whose responses do not keep headers this way (then use setHeader).
+ */
+export function headerStore(res: ServerResponse): HeaderStore | undefined {
+  if (outHeadersKey === undefined) outHeadersKey = findOutHeadersKey();
+  if (outHeadersKey === null || res.headersSent) return undefined;
+  const own = res as unknown as Record<symbol, unknown>;
+  let store = own[outHeadersKey];
+  if (store === null) {
+    store = Object.create(null) as HeaderStore;
+    own[outHeadersKey] = store;
+  }
+  return typeof store === 'object' && store !== null ? (store as HeaderStore) : undefined;
 }

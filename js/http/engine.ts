@@ -9,6 +9,7 @@ import { extname, join, posix } from 'node:path';
 import { contentType as mimeContentType } from 'mime-types';
 
 import type { ErrnoError } from '../errors.js';
+import { headerStore, type HeaderStore } from '../internals.js';
 import type { SendMechanism } from '../send.js';
 import { sendBody, sendMultipart } from './body.js';
 import { lookup, store, type CacheLimits } from './cache.js';
@@ -179,8 +180,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
     if (err instanceof HttpError) return fail(req, res, cfg, hooks, err);
     throw err;
   }
-  if (directoryUrl !== undefined) target.directoryUrl = directoryUrl;
-  const join2 = (a: string, b: string): string => (cfg.root === undefined ? join(a, b) : posix.join(a, b));
+  if (directoryUrl !== undefined && directoryUrl !== target.directoryUrl) target = { path: target.path, directoryUrl };
 
   let opened: Opened;
   try {
@@ -202,7 +202,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
       let found: Opened | undefined;
       let failure = new HttpError(404, 'Not Found');
       for (const name of target.directoryUrl || cfg.indexWithoutSlash ? cfg.index : []) {
-        const indexPath = join2(target.path, name);
+        const indexPath = cfg.root === undefined ? join(target.path, name) : posix.join(target.path, name);
         const candidate = await openFile(cfg, indexPath).catch((err: unknown) => {
           failure = openFailure(cfg, err, indexPath);
           return undefined;
@@ -219,7 +219,8 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
       opened = found;
     }
     if (opened.kind !== 'file') return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
-    await hooks.onFound?.(fullPath(cfg, target.path), opened.stats);
+    // Only awaited when given: an await of nothing would still defer the response a microtask.
+    if (hooks.onFound) await hooks.onFound(fullPath(cfg, target.path), opened.stats);
     return await respond(req, res, opened, target.path, cfg, hooks, signal);
   } finally {
     release(opened);
@@ -260,24 +261,41 @@ function typeOf(path: string): string {
   return type;
 }
 
-async function respond(req: IncomingMessage, res: ServerResponse, file: Opened, path: string, cfg: Config, hooks: Hooks, signal: AbortSignal | undefined): Promise<ServeResult | undefined> {
-  let sent = file;
-  let coding: Coding | undefined;
-  if (cfg.precompressed.length > 0) {
-    const v = await variant(req, cfg, path);
-    if (v) {
-      sent = v.opened;
-      coding = v.coding;
-    }
-  }
+type Answer = ServeResult | undefined | Promise<ServeResult | undefined>;
+
+function respond(req: IncomingMessage, res: ServerResponse, file: Opened, path: string, cfg: Config, hooks: Hooks, signal: AbortSignal | undefined): Answer {
+  // Without variants to look for, no await: a cached body leaves from the request's own callback.
+  if (cfg.precompressed.length === 0) return respondWith(req, res, file, file, undefined, path, cfg, hooks, signal);
+  return respondVariant(req, res, file, path, cfg, hooks, signal);
+}
+
+async function respondVariant(req: IncomingMessage, res: ServerResponse, file: Opened, path: string, cfg: Config, hooks: Hooks, signal: AbortSignal | undefined): Promise<ServeResult | undefined> {
+  const v = await variant(req, cfg, path);
+  if (!v) return await respondWith(req, res, file, file, undefined, path, cfg, hooks, signal);
   try {
-    return await respondWith(req, res, file, sent, coding, path, cfg, hooks, signal);
+    return await respondWith(req, res, file, v.opened, v.coding, path, cfg, hooks, signal);
   } finally {
-    if (sent !== file) release(sent);
+    release(v.opened);
   }
 }
 
-async function respondWith(
+/** Sets a header the response does not have yet (one the user set stays), through node:http's store when there is one. */
+function putDefault(res: ServerResponse, store: HeaderStore | undefined, lower: string, name: string, value: string): void {
+  if (store) {
+    if (store[lower] === undefined) store[lower] = [name, value];
+  } else if (!res.hasHeader(name)) {
+    res.setHeader(name, value);
+  }
+}
+
+/** A header value derived from a file's stats, computed once per cache entry. */
+function memoised(file: Opened, key: string, make: () => string): string {
+  const memo = file.memo;
+  if (!memo) return make();
+  return (memo[key] ??= make());
+}
+
+function respondWith(
   req: IncomingMessage,
   res: ServerResponse,
   file: Opened,
@@ -287,16 +305,19 @@ async function respondWith(
   cfg: Config,
   hooks: Hooks,
   signal: AbortSignal | undefined,
-): Promise<ServeResult | undefined> {
+): Answer {
   if (cfg.headers) for (const [name, value] of Object.entries(cfg.headers)) res.setHeader(name, value as string | number | string[]);
   cfg.setHeaders?.(res, fullPath(cfg, path), file.stats);
-  if (cfg.acceptRanges && !res.hasHeader('Accept-Ranges')) res.setHeader('Accept-Ranges', 'bytes');
-  if (cfg.cacheControl !== undefined && !res.hasHeader('Cache-Control')) res.setHeader('Cache-Control', cfg.cacheControl);
-  if (cfg.lastModified && !res.hasHeader('Last-Modified')) res.setHeader('Last-Modified', sent.stats.mtime.toUTCString());
-  if (cfg.etag !== false && !res.hasHeader('ETag')) res.setHeader('ETag', entityTag(sent.stats, cfg.etag, coding));
-  if (!res.hasHeader('Content-Type')) {
-    res.setHeader('Content-Type', cfg.contentType ?? typeOf(path));
+  // Every value below is valid by construction (or validated with the options): set without setHeader's checks where node:http allows.
+  const store = headerStore(res);
+  if (cfg.acceptRanges) putDefault(res, store, 'accept-ranges', 'Accept-Ranges', 'bytes');
+  if (cfg.cacheControl !== undefined) putDefault(res, store, 'cache-control', 'Cache-Control', cfg.cacheControl);
+  if (cfg.lastModified) putDefault(res, store, 'last-modified', 'Last-Modified', memoised(sent, 'lm', () => sent.stats.mtime.toUTCString()));
+  if (cfg.etag !== false) {
+    const mode = cfg.etag;
+    putDefault(res, store, 'etag', 'ETag', memoised(sent, `${mode}${coding ?? ''}`, () => entityTag(sent.stats, mode, coding)));
   }
+  putDefault(res, store, 'content-type', 'Content-Type', cfg.contentType ?? typeOf(path));
   if (cfg.precompressed.length > 0) {
     const vary = res.getHeader('Vary');
     if (vary === undefined) res.setHeader('Vary', 'Accept-Encoding');
@@ -318,7 +339,12 @@ async function respondWith(
   }
 
   const size = sent.size;
-  const encoding = { ...(coding ? { encoding: coding } : {}), ...(sent.cached ? { cached: true as const } : {}) };
+  const result = (status: number, bytes: number, mechanism: ServeResult['mechanism']): ServeResult => {
+    const r: ServeResult = { status, bytes, mechanism };
+    if (coding) r.encoding = coding;
+    if (sent.cached) r.cached = true;
+    return r;
+  };
   // §14.2: Range applies to GET only, and only when If-Range allows it.
   const plan = cfg.acceptRanges && req.method === 'GET' && req.headers.range && ifRangeAllows(req, v, Date.now()) ? planRange(req.headers.range, size, cfg.maxRanges) : { kind: 'full' as const };
   if (plan.kind === 'unsatisfiable') {
@@ -333,8 +359,7 @@ async function respondWith(
     res.statusCode = 206;
     res.setHeader('Content-Type', parts.contentType);
     res.setHeader('Content-Length', parts.length);
-    const r = await sendMultipart(res, sent, plan.ranges, parts, INLINE_BODY_LIMIT, signal);
-    return { status: 206, bytes: r.bytes, mechanism: r.mechanism, ...encoding };
+    return sendMultipart(res, sent, plan.ranges, parts, INLINE_BODY_LIMIT, signal).then((r) => result(206, r.bytes, r.mechanism));
   }
   let range: ByteRange = { start: 0, end: size - 1 };
   res.statusCode = 200;
@@ -344,14 +369,14 @@ async function respondWith(
     res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   }
   const length = range.end - range.start + 1;
-  res.setHeader('Content-Length', length);
+  if (store) store['content-length'] = ['Content-Length', length];
+  else res.setHeader('Content-Length', length);
   const status = res.statusCode;
   if (req.method === 'HEAD' || length === 0) {
     res.end();
-    return { status, bytes: 0, mechanism: NO_BODY, ...encoding };
+    return result(status, 0, NO_BODY);
   }
-  const r = await sendBody(res, sent, range, INLINE_BODY_LIMIT, signal);
-  return { status, bytes: r.bytes, mechanism: r.mechanism, ...encoding };
+  return sendBody(res, sent, range, INLINE_BODY_LIMIT, signal).then((r) => result(status, r.bytes, r.mechanism));
 }
 
 /** An error with a status as `next(err)` gets it from serve-static (http-errors' createError). */

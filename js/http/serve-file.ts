@@ -1,5 +1,5 @@
 /** `serveFile`: answer one request with one file. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
 
 import { codedError, invalidArgType, invalidArgValue } from '../errors.js';
 import * as check from '../validate.js';
@@ -86,6 +86,12 @@ export function commonConfig(o: Partial<ServeFileOptions>, cacheControl: string 
   const etag = o.etag === undefined || o.etag === true ? 'weak' : o.etag;
   if (etag !== false && etag !== 'weak' && etag !== 'strong') throw invalidArgValue('options.etag', o.etag, "must be a boolean, 'weak' or 'strong'");
   if (o.headers !== undefined && (typeof o.headers !== 'object' || o.headers === null)) throw invalidArgType('options.headers', 'of type object', o.headers);
+  // Set later without setHeader's checks (engine.ts): checked here, once.
+  if (cacheControl !== undefined) validateHeaderValue('Cache-Control', cacheControl);
+  if (o.contentType !== undefined) {
+    if (typeof o.contentType !== 'string') throw invalidArgType('options.contentType', 'of type string', o.contentType);
+    validateHeaderValue('Content-Type', o.contentType);
+  }
   return {
     root,
     etag,

@@ -60,9 +60,9 @@ export function isMissing(err: unknown): boolean {
 
 export interface Target {
   /** Filesystem path relative to root (with root), or the trusted path (without). */
-  path: string;
+  readonly path: string;
   /** The URL path ends with '/'. */
-  directoryUrl: boolean;
+  readonly directoryUrl: boolean;
 }
 
 /**
@@ -82,6 +82,28 @@ export type Dotfiles = 'ignore' | 'deny' | 'allow';
  * `resolveDots` (send's rule, serveStatic's) resolved when it stays beneath root.
  */
 export function urlTarget(urlPath: string, dotfiles: Dotfiles, resolveDots = false): Target {
+  if (urlPath.length > MEMO_PATH_LIMIT) return decodeTarget(urlPath, dotfiles, resolveDots);
+  const memo = (resolveDots ? resolvedTargets : targets)[dotfiles];
+  let known = memo.get(urlPath);
+  if (known === undefined) {
+    known = decodeTarget(urlPath, dotfiles, resolveDots);
+    if (memo.size >= MEMO_ENTRIES) memo.clear();
+    memo.set(urlPath, known);
+  }
+  return known;
+}
+
+/**
+ * Decoded targets by URL path (a pure function of its arguments and the two options), bounded in
+ * entries and key length. Shared: a Target is never modified (serve() makes its own when it differs).
+ */
+const memoOf = (): Record<Dotfiles, Map<string, Target>> => ({ ignore: new Map(), deny: new Map(), allow: new Map() });
+const targets = memoOf();
+const resolvedTargets = memoOf();
+const MEMO_ENTRIES = 1024;
+const MEMO_PATH_LIMIT = 512;
+
+function decodeTarget(urlPath: string, dotfiles: Dotfiles, resolveDots: boolean): Target {
   let decoded: string;
   try {
     decoded = decodeURIComponent(urlPath);
@@ -127,6 +149,8 @@ export interface Opened {
   body: Buffer | undefined;
   /** The body came from the small-file cache. */
   cached?: true;
+  /** Header values derived from `stats`, kept with a cache entry (whose stats never change). */
+  memo?: Record<string, string>;
 }
 
 /** Read-only and non-blocking: a FIFO without a writer must not hang the open (it is then a 404). */
