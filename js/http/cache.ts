@@ -157,15 +157,28 @@ export function store(root: string | undefined, path: string, opened: Opened, li
   }
 }
 
-/** For tests: entries and bytes held, and how many of them are kept fresh by watches. */
-export function cacheSize(): { entries: number; bytes: number; watched: number } {
+/** What the small-file cache holds: see {@link fileCacheStats}. */
+export interface FileCacheStats {
+  /** Files held. */
+  entries: number;
+  /** Body bytes held. */
+  bytes: number;
+  /** Of the entries, those kept fresh by inotify watches; the others are revalidated by a stat per request. */
+  watched: number;
+}
+
+/**
+ * What serveFile's and serveStatic's small-file cache holds in this thread: entries, bytes, and how
+ * many are kept fresh by watches (no syscall per request) rather than a stat of the path.
+ */
+export function fileCacheStats(): FileCacheStats {
   let watched = 0;
   for (const e of entries.values()) if (e.watched) watched++;
   return { entries: entries.size, bytes: bytesHeld, watched };
 }
 
-/** Empties the cache. */
-export function clearCache(): void {
+/** Empties the small-file cache of this thread (and gives up its watches). Never needed for freshness. */
+export function clearFileCache(): void {
   for (const e of [...entries.values()]) drop(e.key, e);
   entries.clear();
   bytesHeld = 0;

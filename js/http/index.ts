@@ -9,11 +9,14 @@
  * - negotiate.ts: precompressed variants
  * - body.ts: inline, sendfile and multipart bodies
  * - engine.ts: one request, from options to response
+ * - cache.ts, watch.ts: the small-file cache and the watches that keep it fresh
  */
 export { serveFile } from './serve-file.js';
 export type { ServeFileOptions } from './serve-file.js';
 export { serveStatic } from './static.js';
 export type { ServeStaticOptions, StaticHandler } from './static.js';
 export { INLINE_BODY_LIMIT } from './engine.js';
+export { clearFileCache, fileCacheStats } from './cache.js';
+export type { FileCacheStats } from './cache.js';
 export type { ServeResult } from './engine.js';
 export type { FileStat } from './target.js';
