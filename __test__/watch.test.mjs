@@ -4,7 +4,7 @@
 // received on another thread; each worker thread has a watcher of its own.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readlinkSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -165,9 +165,19 @@ test('a worker has its own watcher, flagged before a message sent after the writ
   native.watchRemove(mainWd);
 });
 
-test('many workers come and go: the 64-slot table is freed as each exits', async () => {
+/** How many inotify descriptors this process holds. */
+const inotifyFds = () => readdirSync('/proc/self/fd').filter((fd) => {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`) === 'anon_inode:inotify';
+  } catch {
+    return false;
+  }
+}).length;
+
+test('many workers come and go: the 64-slot table is freed and each descriptor closed as each exits', async () => {
   if (!onLinux) return;
   const shared = s.path('shared.txt');
+  const before = inotifyFds();
   for (let i = 0; i < 70; i++) {
     const worker = new Worker(workerCode, { eval: true, workerData: { bundle, shared, own: s.path('own.txt') } });
     const [hello] = await once(worker, 'message');
@@ -175,6 +185,7 @@ test('many workers come and go: the 64-slot table is freed as each exits', async
     worker.postMessage('exit');
     await once(worker, 'exit');
   }
+  assert.is(inotifyFds(), before, 'no inotify descriptor left behind');
 });
 
 test.run();
