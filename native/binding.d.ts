@@ -271,6 +271,29 @@ export declare function hugepageHint(buffer: Uint8Array): boolean
 /** The transparent huge page size in bytes, or 0 where they are unavailable or switched off. */
 export declare function hugePageSize(): number
 
+export declare const IN_ATTRIB: number
+
+export declare const IN_CREATE: number
+
+export declare const IN_DELETE: number
+
+export declare const IN_DELETE_SELF: number
+
+export declare const IN_IGNORED: number
+
+export declare const IN_ISDIR: number
+
+/** inotify's event bits (the Linux ABI; the same numbers on every architecture). */
+export declare const IN_MODIFY: number
+
+export declare const IN_MOVE_SELF: number
+
+export declare const IN_MOVED_FROM: number
+
+export declare const IN_MOVED_TO: number
+
+export declare const IN_Q_OVERFLOW: number
+
 /** Maps a file on the thread pool (opening it, and populating the pages when asked, are blocking). */
 export declare function mmap(spec: MmapSpec): Promise<Mapping>
 
@@ -520,3 +543,38 @@ export declare function vmsplice(fd: number, buffer: Buffer, nonblock?: boolean 
 
 /** `vmsplice(2)` of a copy of `buffer` on the calling thread. */
 export declare function vmspliceSync(fd: number, buffer: Buffer, nonblock?: boolean | undefined | null): number
+
+/**
+ * Watches `path` (a directory when `directory`: entries created, deleted, renamed; the directory
+ * itself deleted, moved, chmod-ed. A file: written, truncated, chmod-ed, deleted, moved). Symlinks
+ * are not followed. Returns the watch descriptor (>= 0) or -errno: -EBADF (9) without `watchStart`
+ * on this thread, -ENOENT, -ENOTDIR, -ENOSPC (the watch limit), -ENOSYS outside Linux.
+ */
+export declare function watchAdd(path: string, directory: boolean): number
+
+/**
+ * One inotify event: `wd` -1 for `IN_Q_OVERFLOW`; `name` is the entry's name for an event inside a
+ * watched directory (lossily decoded if not UTF-8), else empty.
+ */
+export interface WatchEvent {
+  wd: number
+  mask: number
+  name: string
+}
+
+/** Clears the flag, then drains this thread's queued events ([] if none or no watcher). */
+export declare function watchEvents(): Array<WatchEvent>
+
+/** Whether an event may have arrived since the last `watchEvents()` on this thread. No system call. */
+export declare function watchPending(): boolean
+
+/** Removes a watch; one already gone (its file deleted) is ignored. */
+export declare function watchRemove(wd: number): void
+
+/**
+ * Starts this thread's watcher: an inotify instance whose events set a flag before the writer's
+ * system call returns. Idempotent per thread. False where that cannot be guaranteed: not Linux, no
+ * free realtime signal, the signal blocked on this thread or handled by someone else, no descriptor,
+ * or 64 threads watching already.
+ */
+export declare function watchStart(): boolean

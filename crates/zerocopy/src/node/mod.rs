@@ -1,8 +1,8 @@
 //! The napi-rs exports: argument conversion, a call into [`crate::sys`] or [`crate::copy`], error
 //! conversion. No syscall is made here.
 //!
-//! Outside Linux only `capabilities` is exported (every mechanism unavailable): the TypeScript layer
-//! then uses its portable fallbacks.
+//! Outside Linux only `capabilities` (every mechanism unavailable) and the `watch*` functions (which
+//! fail softly) are exported: the TypeScript layer then uses its portable fallbacks.
 //!
 //! Arguments arrive already validated by the TypeScript layer (`js/`); the checks here only keep a
 //! direct caller of the raw binding from reaching undefined behaviour or a panic.
@@ -43,3 +43,4 @@ mod sendfile;
 mod splice;
 #[cfg(target_os = "linux")]
 mod task;
+mod watch;

@@ -15,6 +15,7 @@ linux_only! {
     pub mod reflink;
     pub mod sendfile;
     pub mod sigbus;
+    pub mod watch;
     pub mod socket;
     pub mod splice;
 }
