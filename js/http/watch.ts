@@ -36,21 +36,6 @@ export interface Watched {
   childOf: Map<number, string>;
 }
 
-interface WatchEvent {
-  wd: number;
-  mask: number;
-  name: string;
-}
-
-interface WatchBinding {
-  watchStart(): boolean;
-  watchAdd(path: string, directory: boolean): number;
-  watchRemove(wd: number): void;
-  watchPending(): boolean;
-  watchEvents(): WatchEvent[];
-}
-
-const IN_Q_OVERFLOW = 0x4000;
 
 /** statfs f_type of filesystems whose every change makes an inotify event on this machine. */
 const LOCAL_FILESYSTEMS = new Set([
@@ -65,17 +50,15 @@ const LOCAL_FILESYSTEMS = new Set([
   0x858458f6, // ramfs
 ]);
 
-const binding = native as unknown as Partial<WatchBinding>;
-
 /** undefined: not tried yet; false: not available here (stat revalidation then). */
 let started: boolean | undefined;
 
 function start(): boolean {
   if (started === undefined) {
     started = false;
-    if (linuxPaths && typeof binding.watchStart === 'function' && typeof statfsSync === 'function') {
+    if (linuxPaths && typeof statfsSync === 'function') {
       try {
-        started = binding.watchStart() === true;
+        started = native.watchStart();
       } catch {
         started = false;
       }
@@ -120,7 +103,6 @@ function ancestors(path: string): string[] {
  */
 export function watchFile(full: string, owner: Owner): boolean {
   if (!isAbsolute(full) || resolve(full) !== full || !start()) return false;
-  const w = binding as WatchBinding;
   const dirs = ancestors(full);
   if (!realpathIs(full) || ![full, ...dirs].every(localFilesystem)) return false;
   const watched: Watched = { wds: [], childOf: new Map() };
@@ -128,12 +110,12 @@ export function watchFile(full: string, owner: Owner): boolean {
     for (const wd of watched.wds) release(wd, owner);
     return false;
   };
-  const fileWd = w.watchAdd(full, false);
+  const fileWd = native.watchAdd(full, false);
   if (fileWd < 0) return false;
   hold(fileWd, owner, watched);
   let below = full;
   for (const dir of dirs) {
-    const wd = w.watchAdd(dir, true);
+    const wd = native.watchAdd(dir, true);
     // A directory met twice on the way (a bind mount inside itself) cannot say which entry an event is for.
     if (wd < 0 || watched.wds.includes(wd)) return undo();
     hold(wd, owner, watched);
@@ -162,7 +144,7 @@ function release(wd: number, owner: Owner): void {
   owners.delete(owner);
   if (owners.size === 0) {
     byWd.delete(wd);
-    (binding as WatchBinding).watchRemove(wd);
+    native.watchRemove(wd);
   }
 }
 
@@ -179,9 +161,9 @@ export function unwatch(owner: Owner): void {
  * kernel's event queue overflowed). Costs one napi call and no syscall when nothing changed.
  */
 export function changes(invalidate: (owner: Owner) => void): void {
-  if (!started || !(binding as WatchBinding).watchPending()) return;
-  for (const ev of (binding as WatchBinding).watchEvents()) {
-    if (ev.wd < 0 || (ev.mask & IN_Q_OVERFLOW) !== 0) {
+  if (!started || !native.watchPending()) return;
+  for (const ev of native.watchEvents()) {
+    if (ev.wd < 0 || (ev.mask & native.IN_Q_OVERFLOW) !== 0) {
       for (const owner of [...watchedBy.keys()]) invalidate(owner);
       continue;
     }
