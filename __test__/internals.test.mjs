@@ -191,6 +191,48 @@ test('_bytesDispatched and bytesRead: prototype getters, counting bytes moved na
   client.destroy();
 });
 
+test('ServerResponse _header, _headerSent, _implicitHeader(), outputData: the head taken, written natively, and end() adds nothing', async () => {
+  const http = await import('node:http');
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    res.setHeader('Content-Length', 5);
+    res.setHeader('X-Test', 'taken');
+    if (req.url === '/queued') res.write('he'); // headers (and bytes) already on their way: nothing to take
+    const head = internals.takeResponseHead(res);
+    seen.push({ url: req.url, head: head?.toString('latin1'), headersSent: res.headersSent });
+    if (head) writeSync(internals.socketFd(res.socket), Buffer.concat([head, Buffer.from('hello')]));
+    else res.write(req.url === '/queued' ? 'llo' : 'hello');
+    res.end();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const get = (path) =>
+    new Promise((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port: server.address().port, path, agent }, (res) => {
+        const chunks = [];
+        res.on('data', (d) => chunks.push(d));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks).toString(), reused: req.reusedSocket }));
+      });
+      req.on('error', reject);
+    });
+  const a = await get('/taken');
+  const b = await get('/queued');
+  const c = await get('/taken');
+  assert.is(a.body, 'hello');
+  assert.is(a.headers['x-test'], 'taken');
+  assert.is(b.body, 'hello');
+  assert.ok(b.reused && c.reused, 'keep-alive goes on: Node wrote no second head, and finished the response');
+  assert.is(c.body, 'hello');
+  assert.match(seen[0].head, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(seen[0].head, /\r\nX-Test: taken\r\n/);
+  assert.ok(seen[0].head.endsWith('\r\n\r\n'));
+  assert.is(seen[0].headersSent, true);
+  assert.is(seen[1].head, undefined, 'a response whose headers are queued keeps them');
+  agent.destroy();
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
 // The fallback, through the package: each alteration below is one Node itself does not trip over.
 
 test('sendFile on a socket whose fd is hidden (like Deno) or whose count getter is shadowed: the stream path', async () => {

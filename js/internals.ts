@@ -14,6 +14,7 @@
  * | `timeout`, `_unrefTimer()`                      | the `setTimeout()` idle timer, restarted for bytes moved natively |
  * | `_bytesDispatched`, `bytesRead` (prototype getters) | counting those bytes in `bytesWritten` and `bytesRead`  |
  * | `ServerResponse[kOutHeaders]`                   | serveFile's own headers without setHeader's checks (speed only; see headerStore) |
+ * | `ServerResponse`: `_header`, `_headerSent`, `_implicitHeader()`, `outputData` | a large body's headers sent natively with it (serveFile) |
  *
  * {@link missingInternal} checks all a transfer needs at once, before it starts. Where one is missing
  * or not what it is on Node 20–26 (Deno's sockets have no `_handle.fd`; Bun's handles no `readStop`),
@@ -335,4 +336,34 @@ export function headerStore(res: ServerResponse): HeaderStore | undefined {
     own[outHeadersKey] = store;
   }
   return typeof store === 'object' && store !== null ? (store as HeaderStore) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// node:http: a response's headers, sent natively with its body
+
+interface ResponseInternals {
+  _header?: unknown;
+  _headerSent?: unknown;
+  _implicitHeader?: unknown;
+  outputData?: unknown;
+}
+
+/**
+ * Takes a `ServerResponse`'s status line and headers to be written natively, in front of its body:
+ * node:http then counts them as sent and writes only what follows (`end()` adds nothing to a body of
+ * known length). `undefined` — and the response as it was, its headers still to be written by Node —
+ * when they are already sent or queued, or the response is not what it is on Node 20–26 (a string
+ * `_header` made by `_implicitHeader()`, `_headerSent` false, an empty `outputData` queue).
+ */
+export function takeResponseHead(res: object): Buffer | undefined {
+  const r = res as ResponseInternals;
+  if (r._headerSent !== false || !Array.isArray(r.outputData) || r.outputData.length !== 0) return undefined;
+  if (r._header == null) {
+    if (typeof r._implicitHeader !== 'function') return undefined;
+    (r._implicitHeader as () => void).call(res);
+  }
+  if (typeof r._header !== 'string' || r._headerSent !== false) return undefined;
+  const head = Buffer.from(r._header, 'latin1');
+  r._headerSent = true;
+  return head;
 }

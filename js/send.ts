@@ -4,6 +4,7 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 
 import { abortError, codedError, failure, fileTruncated, invalidArgType, type ErrnoError } from './errors.js';
@@ -12,8 +13,8 @@ import { fdStat, readAt } from './fdio.js';
 import { linuxPaths, native, type SendProgress } from './native.js';
 import { requireLinux } from './platform.js';
 import { onAbort } from './signal.js';
-import { isNetSocket, missingInternal, socketFd } from './internals.js';
-import { cancelOnEnd, connected, destroyedError, idlePace, noteActivity, takeOver, type Hold } from './takeover.js';
+import { isNetSocket, missingInternal, socketFd, takeResponseHead } from './internals.js';
+import { cancelOnEnd, connected, destroyedError, idlePace, noteActivity, takeOver, writeIdle, type Hold } from './takeover.js';
 import * as check from './validate.js';
 
 /**
@@ -151,38 +152,55 @@ export async function sendFile(socket: Socket | Writable | number, file: FileArg
   }
 }
 
-/** The native path: a SendJob stepping on the tokio runtime; the socket's 'close' and the signal cancel it. */
-async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): Promise<SendResult> {
-  const { signal, onProgress } = plan;
-  if (signal?.aborted) throw failure(abortError(signal), 0, signal);
-  let job: InstanceType<typeof native.SendJob>;
+type Job = InstanceType<typeof native.SendJob>;
+
+/** A SendJob for `plan` on socket `fd`, writing `head` first; failures carry `bytesTransferred: 0`. */
+function newJob(fd: number, plan: Plan, head?: Buffer): Job {
   try {
-    job = new native.SendJob({
+    return new native.SendJob({
       socketFd: fd,
       filePath: plan.file.path,
       fileFd: plan.file.fd,
       offset: plan.offset,
       length: plan.length,
       mechanism: plan.mechanism,
+      head,
     });
   } catch (err) {
-    throw failure(err, 0, signal);
+    throw failure(err, 0, plan.signal);
   }
+}
+
+/** The native path: a SendJob stepping on the tokio runtime; the socket's 'close' and the signal cancel it. */
+async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): Promise<SendResult> {
+  if (plan.signal?.aborted) throw failure(abortError(plan.signal), 0, plan.signal);
+  return drive(newJob(fd, plan), socket, plan);
+}
+
+/**
+ * Runs `job` to its end (and closes it). `first`: where a first attempt already made on this thread
+ * left it (`null`: not in the page cache, nothing sent), else that attempt is made here. `headLength`:
+ * the bytes of the job's head, counted in the socket's `bytesWritten` with the file's.
+ */
+async function drive(job: Job, socket: Socket | undefined, plan: Plan, first?: SendProgress | null, headLength = 0): Promise<SendResult> {
+  const { signal, onProgress } = plan;
   const unsubscribe = cancelOnEnd(job, socket ? [socket] : [], signal);
   const budget = signal || onProgress ? WATCHED_STEP : Infinity;
   // With an idle timeout armed, steps also return in time for the timer to hear of every byte.
   const pace = socket && idlePace([socket]);
-  const first = Math.min(budget, FIRST_BUDGET);
+  const firstBudget = Math.min(budget, FIRST_BUDGET);
   let told = 0;
   const tell = (bytes: number): void => {
-    if (socket && bytes > told) noteActivity(socket, bytes - told);
-    told = Math.max(told, bytes);
+    // File bytes move only once the head is all written.
+    const moved = headLength === 0 ? bytes : bytes > 0 ? bytes + headLength : job.headBytes;
+    if (socket && moved > told) noteActivity(socket, moved - told);
+    told = Math.max(told, moved);
   };
   try {
     // What the socket takes at once goes out now, with no wait: on this thread when the range is in
     // the page cache (cachestat says so: sendfile cannot block on the disk then), else from a pool
     // thread (which also opens a path). Only a full socket buffer sends the rest to the reactor.
-    let p: SendProgress = job.tryCached(Math.min(first, CACHED_BUDGET)) ?? (await job.attempt(first));
+    let p: SendProgress = (first === undefined ? job.tryCached(Math.min(firstBudget, CACHED_BUDGET)) : first) ?? (await job.attempt(firstBudget));
     while (!p.done) {
       tell(p.bytes);
       onProgress?.(p.bytes, Math.max(p.total ?? p.bytes, p.bytes));
@@ -198,6 +216,68 @@ async function sendNative(fd: number, socket: Socket | undefined, plan: Plan): P
   } finally {
     unsubscribe();
     job.close();
+  }
+}
+
+/** Options of {@link sendResponseBody}. */
+export interface ResponseBodyOptions {
+  offset: number;
+  length: number;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * A `ServerResponse`'s headers, then `after` (a multipart body's first part head), then a window of
+ * the file at `fd`, as `res.flushHeaders()`, `socket.write(after)` and {@link sendFile} would send
+ * them — with the same guarantees — but, when the socket has nothing else on its way (see
+ * takeover.ts: writeIdle) and the connection can be sent to natively, in one native send begun on
+ * this thread: the headers share the body's first packet, and a body whose pages are cached and
+ * that the socket takes at once costs no thread hop, no wait and no write through Node's stream.
+ * The caller ends the response once it resolves. Resolves with the file's bytes sent.
+ */
+export async function sendResponseBody(res: ServerResponse, socket: Socket, fd: number, options: ResponseBodyOptions, after?: Buffer): Promise<SendResult> {
+  const { offset, length, signal } = options;
+  const sockFd = socketFd(socket);
+  const native_ =
+    !signal?.aborted && linuxPaths && !socket.destroyed && !(socket as { encrypted?: boolean }).encrypted && sockFd !== undefined && sockFd >= 0 && writeIdle(socket) && !missingInternal(socket, { write: true });
+  const responseHead = native_ ? takeResponseHead(res) : undefined;
+  if (!responseHead) {
+    res.flushHeaders();
+    if (after) socket.write(after);
+    return sendFile(socket, fd, { offset, length, signal });
+  }
+  const head = after ? Buffer.concat([responseHead, after]) : responseHead;
+  const plan: Plan = { file: resolveFile(fd, 'file'), mechanism: undefined, offset, length, signal, onProgress: undefined };
+  const job = newJob(sockFd as number, plan, head);
+  let p: SendProgress | null;
+  try {
+    p = job.tryCached(Math.min(signal ? WATCHED_STEP : Infinity, FIRST_BUDGET, CACHED_BUDGET));
+  } catch (err) {
+    const moved = job.headBytes + job.bytes;
+    if (moved > 0) noteActivity(socket, moved);
+    job.close();
+    throw failure(err, job.bytes, signal);
+  }
+  if (p?.done) {
+    noteActivity(socket, head.length + p.bytes);
+    job.close();
+    return { bytes: p.bytes, mechanism: p.mechanism as SendMechanism };
+  }
+  // The rest waits for the socket (or a pool thread): writes made meanwhile must follow it. Nothing
+  // is on its way, so the hold starts at once.
+  let hold: Hold;
+  try {
+    hold = await takeOver(socket, signal);
+  } catch (err) {
+    const moved = job.headBytes + job.bytes;
+    if (moved > 0) noteActivity(socket, moved);
+    job.close();
+    throw failure(err, job.bytes, signal);
+  }
+  try {
+    return await drive(job, socket, plan, p, head.length);
+  } finally {
+    hold.release();
   }
 }
 

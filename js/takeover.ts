@@ -139,6 +139,15 @@ class Gate {
   }
 }
 
+/**
+ * Whether nothing written to `socket` is still on its way to the kernel — no queued or in-flight
+ * write, no `cork()`, no transfer holding or waiting for it — so a native write made now, on this
+ * thread, lands exactly in write order.
+ */
+export function writeIdle(socket: Socket): boolean {
+  return socket.writableLength === 0 && socket.writableCorked === 0 && !gates.has(socket) && !socket.connecting;
+}
+
 /** The error for a socket that closed before its connection was established (Node's own code for it). */
 function closedBeforeConnect(): CodedError {
   return codedError('ERR_SOCKET_CLOSED_BEFORE_CONNECTION', 'Socket closed before the connection was established');

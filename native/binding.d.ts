@@ -151,8 +151,10 @@ export declare class SendJob {
    * destroyed in JavaScript). The first reason wins.
    */
   cancel(reason: string): void
-  /** Bytes that reached the socket so far (also after a failure). */
+  /** Bytes of the file that reached the socket so far (also after a failure). */
   get bytes(): number
+  /** Bytes of the spec's `head` that reached the socket so far (also after a failure). */
+  get headBytes(): number
   /** Closes the job's fds if no step is running (a running step closes them when it ends). */
   close(): void
 }
@@ -502,6 +504,8 @@ export interface SendSpec {
   length?: number
   /** "readwrite" forces the user-space path (for comparisons); default sendfile. */
   mechanism?: string
+  /** Bytes written before the file, sharing its first packet (an HTTP response's headers). */
+  head?: Buffer
 }
 
 /** One `splice(2)` call on the thread pool. Resolves to the bytes moved (0 at end of input). */

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 
 import { readAt } from '../fdio.js';
 import { codedError, fileTruncated, withBytes, type ErrnoError } from '../errors.js';
-import { sendFile, type SendMechanism } from '../send.js';
+import { sendFile, sendResponseBody, type SendMechanism } from '../send.js';
 import type { ByteRange, Multipart } from './ranges.js';
 import type { Opened } from './target.js';
 
@@ -88,8 +88,8 @@ export function sendBody(res: ServerResponse, file: Opened, range: ByteRange, in
       return { bytes: length, mechanism: 'readwrite' };
     }
     const socket = socketOf(res);
-    res.flushHeaders();
-    const sent = await sendFile(socket, file.fd, { offset: range.start, length, signal });
+    // The headers go with the body's first bytes: one native send, when nothing else is on its way.
+    const sent = await sendResponseBody(res, socket, file.fd, { offset: range.start, length, signal });
     if (sent.bytes !== length) throw truncated(range.start + sent.bytes, range.start, range.end + 1, sent.bytes);
     res.end();
     return { bytes: length, mechanism: sent.mechanism };
@@ -108,14 +108,20 @@ export function sendMultipart(res: ServerResponse, file: Opened, ranges: ByteRan
       return { bytes: fileBytes, mechanism: 'readwrite' };
     }
     const socket = socketOf(res);
-    res.flushHeaders();
     let sentBytes = 0;
     let mechanism: SendMechanism = 'sendfile';
     for (let i = 0; i < ranges.length; i++) {
       const r = ranges[i] as ByteRange;
       const length = r.end - r.start + 1;
-      socket.write(parts.heads[i] as Buffer);
-      const sent = await sendFile(socket, file.fd, { offset: r.start, length, signal });
+      const options = { offset: r.start, length, signal };
+      let sent;
+      if (i === 0) {
+        // The response's headers and the first part's head go with the part's first bytes.
+        sent = await sendResponseBody(res, socket, file.fd, options, parts.heads[0] as Buffer);
+      } else {
+        socket.write(parts.heads[i] as Buffer);
+        sent = await sendFile(socket, file.fd, options);
+      }
       sentBytes += sent.bytes;
       if (sent.mechanism !== 'sendfile') mechanism = sent.mechanism;
       if (sent.bytes !== length) throw truncated(r.start + sent.bytes, r.start, r.end + 1, sentBytes);

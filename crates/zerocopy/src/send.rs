@@ -67,12 +67,37 @@ struct Io {
     /// Read/write path: bytes read from the file and not yet written, `buffer[pending.0..pending.1]`.
     buffer: Vec<u8>,
     pending: (usize, usize),
+    /// Bytes written before the file (an HTTP response's headers), `head[head_sent..]` still to go.
+    head: Vec<u8>,
+    head_sent: usize,
+}
+
+/// What one [`Io::write_once`] moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrote {
+    /// Bytes of the head (none of the file yet).
+    Head,
+    /// Bytes of the file; 0 when `sendfile` found end of file.
+    File(u64),
+    /// End of a file of unknown size.
+    End,
 }
 
 impl Io {
-    /// One non-blocking write to the socket: the bytes it moved, `None` at the end of a file of unknown
-    /// size, `Err(EAGAIN)` when the socket buffer is full, `Ok(Some(0))` if `sendfile` found end of file.
-    fn write_once(&mut self, moved: u64, want: u64) -> Result<Option<u64>> {
+    /// One non-blocking write to the socket: the head's bytes while some are left, then the file's:
+    /// the bytes it moved, [`Wrote::End`] at the end of a file of unknown size, `Err(EAGAIN)` when the
+    /// socket buffer is full, `Wrote::File(0)` if `sendfile` found end of file.
+    fn write_once(&mut self, moved: u64, want: u64) -> Result<Wrote> {
+        if self.head_sent < self.head.len() {
+            // MSG_MORE only where sendfile's bytes follow for sure (they push the packet out).
+            let more = want > 0 && self.mechanism == SendMechanism::Sendfile;
+            self.head_sent += socket::send_more(&self.socket, &self.head[self.head_sent..], more)?;
+            return Ok(Wrote::Head);
+        }
+        self.write_file(moved, want).map(|n| n.map_or(Wrote::End, Wrote::File))
+    }
+
+    fn write_file(&mut self, moved: u64, want: u64) -> Result<Option<u64>> {
         match self.mechanism {
             SendMechanism::Sendfile => {
                 let chunk = usize::try_from(want)
@@ -186,6 +211,8 @@ impl SendFile {
                 },
                 buffer: Vec::new(),
                 pending: (0, 0),
+                head: Vec::new(),
+                head_sent: 0,
             },
             waiter: None,
             restore_blocking,
@@ -207,7 +234,21 @@ impl SendFile {
         }
     }
 
-    /// Bytes that reached the socket so far.
+    /// Writes `head` to the socket before the file (an HTTP response's headers: they share the body's
+    /// first packet, `MSG_MORE`), in the same steps. Only before anything was sent; ignored once the
+    /// send has ended (a window of 0 bytes ends it at [`open`](Self::open): nothing is written then).
+    pub fn set_head(&mut self, head: Vec<u8>) {
+        if self.moved == 0 && self.io.head_sent == 0 && !self.finished {
+            self.io.head = head;
+        }
+    }
+
+    /// Bytes of the head that reached the socket so far.
+    pub fn head_bytes(&self) -> u64 {
+        self.io.head_sent as u64
+    }
+
+    /// Bytes of the file that reached the socket so far.
     pub fn bytes(&self) -> u64 {
         self.moved
     }
@@ -324,12 +365,13 @@ impl SendFile {
                 sent = waiter.write_with(|_| io.write_once(moved, want)) => sent?,
             };
             match sent {
-                Some(0) => return Err(self.truncated()),
-                Some(n) => {
+                Wrote::Head => {}
+                Wrote::File(0) => return Err(self.truncated()),
+                Wrote::File(n) => {
                     self.moved += n;
                     left = left.saturating_sub(n);
                 }
-                None => return Ok(true),
+                Wrote::End => return Ok(true),
             }
         }
     }
@@ -345,20 +387,22 @@ impl SendFile {
         let before = self.moved;
         let mut left = budget;
         loop {
-            if self.remaining() == 0 {
+            let head_done = self.io.head_sent == self.io.head.len();
+            if self.remaining() == 0 && head_done {
                 return Ok((Attempt::Done, self.moved - before));
             }
-            if left == 0 || pacer.passed(self.moved > started) {
+            if head_done && (left == 0 || pacer.passed(self.moved > started)) {
                 return Ok((Attempt::Budget, self.moved - before));
             }
             let want = self.remaining().min(left);
             match self.io.write_once(self.moved, want) {
-                Ok(Some(0)) => return Err(self.truncated()),
-                Ok(Some(n)) => {
+                Ok(Wrote::Head) => {}
+                Ok(Wrote::File(0)) => return Err(self.truncated()),
+                Ok(Wrote::File(n)) => {
                     self.moved += n;
                     left = left.saturating_sub(n);
                 }
-                Ok(None) => return Ok((Attempt::Done, self.moved - before)),
+                Ok(Wrote::End) => return Ok((Attempt::Done, self.moved - before)),
                 Err(e) if e.errno() == Errno::EAGAIN => {
                     return Ok((Attempt::Blocked, self.moved - before))
                 }

@@ -474,3 +474,66 @@ fn is_cached_tells_whether_a_send_could_block_on_the_disk() {
         SendFile::open(dup(&ours), Source::path("/proc/self/status"), None, None).unwrap();
     assert!(!proc_send.is_cached(u64::MAX));
 }
+
+#[test]
+fn a_head_goes_before_the_file_and_is_counted_apart() {
+    let dir = disk_dir();
+    let (path, data) = make_file(dir.path(), "f", 3 << 20, 9);
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    let rt = runtime();
+    // TCP (MSG_MORE) with a reader that starts late, so the send waits for it; a Unix socket pair; a pipe.
+    let (server, client) = tcp_pair();
+    let reader = std::thread::spawn(move || {
+        let mut client = client;
+        std::thread::sleep(Duration::from_millis(100));
+        let mut out = Vec::new();
+        client.read_to_end(&mut out).unwrap();
+        out
+    });
+    let (file_bytes, head_bytes) = rt.block_on(async {
+        let mut send =
+            SendFile::open(dup(&server), Source::path(&path), Some(5), Some(1 << 20)).unwrap();
+        send.set_head(head.clone());
+        while !send.step(u64::MAX, &Cancel::new()).await.unwrap() {}
+        (send.bytes(), send.head_bytes())
+    });
+    drop(server);
+    assert_eq!((file_bytes, head_bytes), (1 << 20, head.len() as u64));
+    let got = reader.join().unwrap();
+    assert_eq!(got[..head.len()], head[..]);
+    assert_eq!(got[head.len()..], data[5..5 + (1 << 20)]);
+
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    theirs.set_nonblocking(false).unwrap();
+    let reader = collect(theirs);
+    let mut send = SendFile::open(dup(&ours), Source::path(&path), None, Some(10)).unwrap();
+    send.set_head(b"head".to_vec());
+    assert_eq!(send.try_step(u64::MAX).unwrap(), Attempt::Done);
+    assert_eq!((send.bytes(), send.head_bytes()), (10, 4));
+    drop((send, ours));
+    assert_eq!(reader.join().unwrap(), [b"head", &data[..10]].concat());
+
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    let mut send = SendFile::open(write_end, Source::path(&path), Some(1), Some(3)).unwrap();
+    send.set_head(b"pipe:".to_vec());
+    assert_eq!(send.try_step(u64::MAX).unwrap(), Attempt::Done);
+    drop(send);
+    let mut out = Vec::new();
+    std::fs::File::from(read_end).read_to_end(&mut out).unwrap();
+    assert_eq!(out, [b"pipe:", &data[1..4]].concat());
+}
+
+#[test]
+fn a_head_is_not_written_for_a_send_that_ended_at_open() {
+    let dir = disk_dir();
+    let (path, _) = make_file(dir.path(), "f", 10, 10);
+    let (ours, mut theirs) = UnixStream::pair().unwrap();
+    let mut send = SendFile::open(dup(&ours), Source::path(&path), Some(10), None).unwrap();
+    send.set_head(b"never".to_vec());
+    assert_eq!(send.try_step(u64::MAX).unwrap(), Attempt::Done);
+    assert_eq!((send.bytes(), send.head_bytes()), (0, 0));
+    drop((send, ours));
+    let mut rest = Vec::new();
+    theirs.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}

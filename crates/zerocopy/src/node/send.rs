@@ -28,6 +28,8 @@ pub struct SendSpec {
     pub length: Option<i64>,
     /// "readwrite" forces the user-space path (for comparisons); default sendfile.
     pub mechanism: Option<String>,
+    /// Bytes written before the file, sharing its first packet (an HTTP response's headers).
+    pub head: Option<Buffer>,
 }
 
 /// Where a send stands after a step.
@@ -47,6 +49,7 @@ struct PendingSend {
     offset: Option<u64>,
     length: Option<u64>,
     read_write: bool,
+    head: Vec<u8>,
 }
 
 /// `Pending` for a path source: opening it is blocking I/O, done by `attempt()` on the thread pool.
@@ -57,7 +60,14 @@ type State = JobState<PendingSend, SendFile>;
 pub struct SendJob {
     state: Arc<tokio::sync::Mutex<State>>,
     cancel: Cancel,
-    bytes: Arc<AtomicU64>,
+    bytes: Arc<Counts>,
+}
+
+/// Bytes that reached the socket, kept past the job's end (for errors after partial progress).
+#[derive(Default)]
+struct Counts {
+    file: AtomicU64,
+    head: AtomicU64,
 }
 
 fn busy() -> crate::Error {
@@ -77,13 +87,14 @@ fn ended() -> crate::Error {
 /// Reports where `send` stands after `result`, closing the job's fds once the send has ended.
 fn report(
     state: &mut State,
-    bytes: &AtomicU64,
+    bytes: &Counts,
     result: crate::Result<bool>,
 ) -> crate::Result<SendProgress> {
     let Some(send) = state.running() else {
         return Err(ended());
     };
-    bytes.store(send.bytes(), Ordering::Relaxed);
+    bytes.file.store(send.bytes(), Ordering::Relaxed);
+    bytes.head.store(send.head_bytes(), Ordering::Relaxed);
     let progress = SendProgress {
         bytes: to_js_number(send.bytes()),
         total: send.total().map(to_js_number),
@@ -98,7 +109,7 @@ fn report(
 }
 
 /// Opens a pending job (a path source) and sends what the socket takes without waiting.
-fn open_and_try(state: &mut State, bytes: &AtomicU64, budget: u64) -> crate::Result<SendProgress> {
+fn open_and_try(state: &mut State, bytes: &Counts, budget: u64) -> crate::Result<SendProgress> {
     let Some(send) = state.open_with(open_send)? else {
         return Err(ended());
     };
@@ -111,13 +122,14 @@ fn open_send(spec: PendingSend) -> crate::Result<SendFile> {
     if spec.read_write {
         send.use_read_write();
     }
+    send.set_head(spec.head);
     Ok(send)
 }
 
 async fn step(
     state: &tokio::sync::Mutex<State>,
     cancel: &Cancel,
-    bytes: &AtomicU64,
+    bytes: &Counts,
     budget: u64,
     pace: Option<std::time::Duration>,
 ) -> crate::Result<SendProgress> {
@@ -144,6 +156,7 @@ impl SendJob {
             Some("readwrite") => true,
             Some(_) => return Err(invalid("mechanism")),
         };
+        let head = spec.head.map(|b| b.to_vec()).unwrap_or_default();
         let state = match (spec.file_path, spec.file_fd) {
             (Some(path), None) => {
                 let source = Source::Path(path_of(&path));
@@ -153,6 +166,7 @@ impl SendJob {
                     offset,
                     length,
                     read_write,
+                    head,
                 }))
             }
             (None, Some(fd)) => {
@@ -164,6 +178,7 @@ impl SendJob {
                         offset,
                         length,
                         read_write,
+                        head,
                     })
                     .map_err(to_napi)?,
                 ))
@@ -173,7 +188,7 @@ impl SendJob {
         Ok(SendJob {
             state: Arc::new(tokio::sync::Mutex::new(state)),
             cancel: Cancel::new(),
-            bytes: Arc::new(AtomicU64::new(0)),
+            bytes: Arc::new(Counts::default()),
         })
     }
 
@@ -237,10 +252,16 @@ impl SendJob {
         self.cancel.cancel(cancel_reason(&reason));
     }
 
-    /// Bytes that reached the socket so far (also after a failure).
+    /// Bytes of the file that reached the socket so far (also after a failure).
     #[napi(getter)]
     pub fn bytes(&self) -> f64 {
-        to_js_number(self.bytes.load(Ordering::Relaxed))
+        to_js_number(self.bytes.file.load(Ordering::Relaxed))
+    }
+
+    /// Bytes of the spec's `head` that reached the socket so far (also after a failure).
+    #[napi(getter)]
+    pub fn head_bytes(&self) -> f64 {
+        to_js_number(self.bytes.head.load(Ordering::Relaxed))
     }
 
     /// Closes the job's fds if no step is running (a running step closes them when it ends).

@@ -53,3 +53,26 @@ pub fn shutdown_write(fd: impl AsFd) -> Result<()> {
         Err(e) => Err(e).syscall("shutdown"),
     }
 }
+
+/// `send(fd, buf, len, MSG_MORE | MSG_NOSIGNAL | MSG_DONTWAIT)`: writes bytes that more will follow at
+/// once (an HTTP response's headers before its body), so the kernel puts them in the same packet as
+/// what comes next instead of pushing a small one of their own; without `more`, no `MSG_MORE`. A pipe
+/// (`ENOTSOCK`) gets a plain `write`. Returns the bytes written; `EAGAIN` when the socket buffer is full.
+#[doc(alias = "MSG_MORE")]
+pub fn send_more(fd: impl AsFd, buf: &[u8], more: bool) -> Result<usize> {
+    let fd = fd.as_fd();
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`, which is borrowed for the call.
+    let ret = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            if more { libc::MSG_MORE } else { 0 } | libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    match Errno::result(ret) {
+        Ok(n) => Ok(n as usize),
+        Err(Errno::ENOTSOCK) => file::write_at(fd, buf, None),
+        Err(e) => Err(e).syscall("send"),
+    }
+}
