@@ -3,13 +3,14 @@
 // reply.sent), through fastify.inject (no socket: the stream fallback) and a real listen (sendfile).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { PassThrough, Writable } from 'node:stream';
 
 import Fastify from 'fastify';
 import zerocopyStatic from 'zerocopy/fastify';
 
-import { fixtures, request } from './frameworks-helpers.mjs';
+import { fixtures, leaveEarly, request } from './frameworks-helpers.mjs';
+import { MiB, makeFile, scratch, settledFds } from './helpers.mjs';
 
 const { root, big } = fixtures();
 const bigData = readFileSync(big);
@@ -193,6 +194,109 @@ test('decorateReply: false leaves reply.sendFile alone', async () => {
   const { app } = await start({ root, decorateReply: false });
   try {
     assert.not.ok(app.hasReplyDecorator('sendFile'));
+  } finally {
+    await app.close();
+  }
+});
+
+test('one open per request: a file swapped between find and send is not what is sent (inject and socket)', async () => {
+  const s = scratch();
+  const dir = s.path('swap');
+  mkdirSync(dir);
+  writeFileSync(s.path('outside.txt'), 'outside root');
+  const before = { small: Buffer.from('the small file as found'), big: readFileSync(makeFile(`${dir}/big.bin`, 3 * MiB)) };
+  writeFileSync(`${dir}/small.txt`, before.small);
+  // Between the find (headers on the reply) and the send (the payload piped), an async onSend hook
+  // replaces the file: by rename (another inode) or by a symlink leading outside root.
+  const swaps = {
+    '/small.txt': () => (writeFileSync(`${dir}/small.new`, 'SWAPPED, and of another length'), renameSync(`${dir}/small.new`, `${dir}/small.txt`)),
+    '/big.bin': () => (makeFile(`${dir}/big.new`, MiB), renameSync(`${dir}/big.new`, `${dir}/big.bin`)),
+    '/link.txt': () => (symlinkSync(s.path('outside.txt'), `${dir}/link.new`), renameSync(`${dir}/link.new`, `${dir}/link.txt`)),
+  };
+  const { app } = await start({ root: dir }, (app) =>
+    app.addHook('onSend', async (req, reply, payload) => {
+      swaps[req.url.split('?')[0]]?.();
+      return payload;
+    }),
+  );
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = app.server.address().port;
+    for (const via of ['inject', 'socket']) {
+      const get = async (path) => {
+        if (via === 'socket') return request(port, path);
+        const r = await app.inject({ url: path });
+        return { status: r.statusCode, headers: r.headers, body: r.rawPayload };
+      };
+      writeFileSync(`${dir}/small.txt`, before.small);
+      const small = await get('/small.txt');
+      assert.is(small.status, 200, via);
+      assert.is(small.body.toString(), before.small.toString(), `${via}: the small file as it was found`);
+      assert.is(small.headers['content-length'], String(before.small.length));
+      writeFileSync(`${dir}/big.bin`, before.big);
+      const big = await get('/big.bin');
+      assert.is(big.status, 200, via);
+      assert.ok(big.body.equals(before.big), `${via}: the 3 MiB file as it was found, not the 1 MiB one renamed over it`);
+      rmSync(`${dir}/link.txt`, { force: true }); // the link itself: writing through it would write outside root
+      writeFileSync(`${dir}/link.txt`, 'the file before it became a link');
+      const link = await get('/link.txt');
+      assert.is(link.body.toString(), 'the file before it became a link', `${via}: never the bytes outside root`);
+    }
+  } finally {
+    await app.close();
+  }
+});
+
+test('no fd left open: aborted clients, onSend replacing or throwing, reply sent already, errors, inject', async () => {
+  const s = scratch();
+  const dir = s.path('fds');
+  mkdirSync(dir);
+  makeFile(`${dir}/mid.bin`, 2 * MiB);
+  // Sparse: only ever requested by a client that leaves once the headers arrived, mid-send.
+  writeFileSync(`${dir}/huge.bin`, '');
+  truncateSync(`${dir}/huge.bin`, 256 * MiB);
+  makeFile(`${dir}/big.bin`, 256 * 1024);
+  writeFileSync(`${dir}/small.txt`, 'small');
+  const { app } = await start({ root: dir }, (app) => {
+    app.addHook('onSend', async (req, reply, payload) => {
+      if (req.headers['x-swap'] === 'string') return 'replaced';
+      if (req.headers['x-swap'] === 'throw') throw new Error('onSend failed');
+      // As @fastify/compress does: the payload piped into a transform, on a real socket.
+      if (req.headers['x-swap'] === 'wrap') return payload.pipe(new PassThrough());
+      return payload;
+    });
+    app.get('/sent-already', (req, reply) => {
+      reply.send('first');
+      reply.sendFile('big.bin');
+    });
+    app.get('/hijacked', (req, reply) => {
+      reply.hijack();
+      reply.raw.end('hijacked');
+      reply.sendFile('big.bin');
+    });
+  });
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = app.server.address().port;
+    const fds = await settledFds();
+    for (let round = 0; round < 2; round++) {
+      for (const path of ['/small.txt', '/big.bin', '/mid.bin']) {
+        assert.is((await request(port, path)).status, 200);
+        assert.is((await app.inject({ url: path })).statusCode, 200);
+        assert.is((await request(port, path, { headers: { 'x-swap': 'string' } })).body.toString(), 'replaced');
+        assert.is((await app.inject({ url: path, headers: { 'x-swap': 'string' } })).payload, 'replaced');
+        assert.is((await request(port, path, { headers: { 'x-swap': 'throw' } })).status, 500);
+        assert.is((await app.inject({ url: path, headers: { 'x-swap': 'throw' } })).statusCode, 500);
+        assert.ok((await request(port, path, { headers: { 'x-swap': 'wrap' } })).body.equals(readFileSync(`${dir}${path}`)), `${path} through a transform`);
+        assert.is((await request(port, path, { headers: { range: 'bytes=99999999-' } })).status, 416);
+        assert.is((await request(port, path, { method: 'HEAD' })).status, 200);
+      }
+      await leaveEarly(port, '/huge.bin');
+      assert.is((await request(port, '/sent-already')).body.toString(), 'first');
+      assert.is((await request(port, '/hijacked')).body.toString(), 'hijacked');
+      assert.is((await request(port, '/nope')).status, 404);
+    }
+    assert.is(await settledFds(), fds, 'every file the plugin opened is closed');
   } finally {
     await app.close();
   }

@@ -10,17 +10,19 @@
  *
  * The file goes through Fastify's reply: the headers known from the file (Content-Type, ETag,
  * Last-Modified, Cache-Control) are on the reply before `onSend` hooks run, the body is a stream
- * payload, and logging, `onResponse` and `reply.sent` see the response as Fastify sent it. When the
- * payload reaches the Node response on a real socket, the body (or the 304/206/416 answer) is
- * served by serveFile with sendfile; when an `onSend` hook replaced the payload or the response has no
- * socket (`fastify.inject`), the file is read through a stream. Nothing is imported from Fastify.
+ * payload, and logging, `onResponse` and `reply.sent` see the response as Fastify sent it. The file
+ * is opened once: serveStatic finds and opens it, then waits in its onFound hook while Fastify runs the
+ * reply. When the payload reaches the Node response on a real socket, serveStatic sends that file (or
+ * the 304/206 answer) with sendfile; when an `onSend` hook replaced the payload or the response has no
+ * socket (`fastify.inject`), the payload reads the open file through a stream. Nothing is imported
+ * from Fastify.
  *
  * @packageDocumentation
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { extname, isAbsolute, relative as relativePath, resolve, sep } from 'node:path';
+import { extname, isAbsolute, relative as relativePath, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -29,7 +31,7 @@ import { contentType } from 'mime-types';
 import ms from 'ms';
 import parseRange from 'range-parser';
 
-import { serveFile, serveStatic, type FileStat, type ServeFileOptions, type ServeResult, type ServeStaticOptions, type StaticHandler } from './index.js';
+import { serveStatic, type FileStat, type FoundFile, type ServeResult, type ServeStaticOptions, type StaticHandler } from './index.js';
 
 /** The send options this plugin takes (serve-static's, as serveStatic has them). */
 type StaticOptions = Omit<ServeStaticOptions, 'fallthrough' | 'setHeaders' | 'onFound' | 'redirect' | 'maxAge' | 'precompressed'> & {
@@ -68,14 +70,7 @@ declare module 'fastify' {
   }
 }
 
-/** A file found by serveStatic's rules, not yet sent. */
-interface Found {
-  path: string;
-  relative: string;
-  stat: FileStat;
-}
-
-/** Options as this plugin uses them: serveStatic's handler to find files, serveFile's options to send them. */
+/** Options as this plugin uses them: serveStatic's handler, which finds the file and, once the reply lets it, sends it. */
 interface Settings {
   root: string;
   acceptRanges: boolean;
@@ -83,16 +78,14 @@ interface Settings {
   etag: boolean;
   lastModified: boolean;
   precompressed: false | Array<'br' | 'gzip'>;
-  find: StaticHandler;
-  send: ServeFileOptions;
+  handle: StaticHandler;
 }
 
 const MAX_MAXAGE = 60 * 60 * 24 * 365 * 1000; // send's cap: one year
 
-/** Thrown from serveStatic's onFound to stop once the file is found: Fastify's reply sends it. */
-class Located {
-  constructor(readonly found: Found) {}
-}
+/** Where serveStatic's onFound finds the request's Pending: on the request it was handed. */
+const PENDING = Symbol('zerocopy.fastify.pending');
+type Tagged = IncomingMessage & { [PENDING]?: Pending };
 
 function pluginSettings(root: unknown, o: Partial<FastifyStaticOptions> | SendFileReplyOptions): Settings {
   if (!root) throw new TypeError('root path required');
@@ -104,45 +97,136 @@ function pluginSettings(root: unknown, o: Partial<FastifyStaticOptions> | SendFi
   const precompressed = (o as FastifyStaticOptions).preCompressed ? (['br', 'gzip'] as Array<'br' | 'gzip'>) : false;
   const abs = resolve(root);
   const common = { acceptRanges: o.acceptRanges !== false, etag: o.etag !== false, lastModified: o.lastModified !== false };
-  const find = serveStatic(abs, {
+  // One open per request: serveStatic opens the file (beneath root, openat2 RESOLVE_BENEATH) and
+  // waits in onFound while Fastify runs the reply; the payload then lets it send that very file, or
+  // reads it itself (the stream fallback), or lets it go.
+  const handle = serveStatic(abs, {
     ...common,
     // @fastify/static serves dotfiles unless told otherwise.
     dotfiles: o.dotfiles ?? 'allow',
     extensions: o.extensions ?? false,
     index: o.index ?? 'index.html',
     redirect: (o as StaticOptions).redirect ? true : 'index',
-    fallthrough: false,
-    onFound: (path, stat) => {
-      throw new Located({ path, relative: relativePath(abs, path), stat });
-    },
-  });
-  return {
-    root: abs,
-    ...common,
     cacheControl,
     precompressed,
-    find,
-    // The file is opened again beneath root (openat2 RESOLVE_BENEATH), so that a path swapped for a
-    // symlink since it was found still cannot leave root.
-    send: { root: abs, ...common, dotfiles: 'allow', index: false, redirect: false, cacheControl, precompressed },
-  };
+    fallthrough: false,
+    onFound: (path, stat, req, file) => (req as Tagged)[PENDING]?.found(path, stat, file) ?? false,
+  });
+  return { root: abs, ...common, cacheControl, precompressed, handle };
 }
 
-type Resolution = { kind: 'file'; file: Found } | { kind: 'answered' } | { kind: 'error'; error: Error & { status?: number } };
+type Resolution = { kind: 'file'; file: Pending } | { kind: 'answered' } | { kind: 'error'; error: Error & { status?: number } };
+
+type State = 'finding' | 'held' | 'sending' | 'streaming' | 'done';
+
+/**
+ * One request's file, from serveStatic's find to the end of its send. serveStatic holds the file
+ * open while it waits in onFound (state 'held'); the payload then resumes it to send on the socket
+ * ('sending'), or reads the file itself ('streaming'), or the reply lets it go ('done'). The fd is
+ * serveStatic's: it closes it once, when onFound's promise settles and the answer is done.
+ */
+class Pending {
+  state: State = 'finding';
+  path = '';
+  stat: FileStat | undefined;
+  file: FoundFile | undefined;
+  payload: FilePayload | undefined;
+  #proceed: ((go: void | false) => void) | undefined;
+  #passed: unknown;
+  /** The file stream of the fallback, while it reads the fd. */
+  #reading: ReadStream | undefined;
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly resolved: (r: Resolution) => void,
+  ) {}
+
+  /** serveStatic's onFound: hold the file, hand it to the reply. */
+  found(path: string, stat: FileStat, file: FoundFile): Promise<void | false> {
+    return new Promise((proceed) => {
+      this.state = 'held';
+      this.path = path;
+      this.stat = stat;
+      this.file = file;
+      this.#proceed = proceed;
+      this.resolved({ kind: 'file', file: this });
+      // Without async onSend hooks the payload is already piped. Otherwise watch the response: a
+      // reply that ends without our payload (replaced, an error, sent already) lets the file go.
+      if (this.state === 'held') {
+        if (this.res.destroyed || this.res.writableFinished) this.release();
+        else this.res.once('close', () => this.#closed());
+      }
+    });
+  }
+
+  /** serveStatic's `next`: an error before the file was found, or after the send began (412, 416, a 5xx). */
+  readonly next = (err?: unknown): void => {
+    if (this.state === 'finding') this.#passed = err;
+    else this.payload?.failed(err as Error);
+  };
+
+  /** serveStatic's promise settled: the answer is done. */
+  readonly ended = (result: ServeResult | undefined): void => {
+    if (this.state !== 'finding') {
+      this.state = 'done';
+      return;
+    }
+    this.state = 'done';
+    if (result) this.resolved({ kind: 'answered' });
+    else this.resolved({ kind: 'error', error: (this.#passed ?? new Error('file not served')) as Error & { status?: number } });
+  };
+
+  /** Let serveStatic send the file on the response it was given. */
+  send(): boolean {
+    if (this.state !== 'held') return false;
+    this.state = 'sending';
+    this.#proceed?.(undefined);
+    return true;
+  }
+
+  /** The fallback reads the file: the fd stays open until `release`. */
+  stream(): FoundFile | undefined {
+    if (this.state !== 'held') return undefined;
+    this.state = 'streaming';
+    return this.file;
+  }
+
+  /** The fallback's file stream, which `release` waits for (a read in flight must not outlive the fd). */
+  reading(stream: ReadStream): void {
+    this.#reading = stream;
+    stream.once('close', () => {
+      this.#reading = undefined;
+      this.release();
+    });
+  }
+
+  /** Let serveStatic close the file and send nothing. */
+  release(): void {
+    if (this.state !== 'held' && this.state !== 'streaming') return;
+    if (this.#reading) {
+      this.#reading.destroy();
+      return;
+    }
+    this.state = 'done';
+    this.#proceed?.(false);
+  }
+
+  #closed(): void {
+    if (this.state === 'held' || this.state === 'streaming') this.release();
+  }
+}
 
 /** Finds what a URL path (percent-encoded, beneath root) names, with serveStatic's rules, sending nothing but a redirect. */
-async function resolveRequest(s: Settings, request: IncomingMessage, res: ServerResponse, urlPath: string): Promise<Resolution> {
+function resolveRequest(s: Settings, request: IncomingMessage, res: ServerResponse, urlPath: string, then: (r: Resolution) => void): void {
   // The request seen with the path beneath root as its URL (the redirect's Location still comes from
-  // the real one), and as a GET: reply.sendFile may answer any method, and nothing is sent from here.
+  // the real one), and as a GET: reply.sendFile may answer any method.
   const method = request.method === 'HEAD' ? 'HEAD' : 'GET';
-  const req = Object.create(request, { url: { value: urlPath }, originalUrl: { value: request.url }, method: { value: method } }) as IncomingMessage;
-  let passed: unknown;
-  const result = await s.find(req, res, (err) => {
-    passed = err;
-  });
-  if (passed instanceof Located) return { kind: 'file', file: passed.found };
-  if (result) return { kind: 'answered' };
-  return { kind: 'error', error: passed as Error & { status?: number } };
+  // The static route's usual request as it is: serveStatic would see nothing else.
+  const same = method === request.method && urlPath === request.url;
+  const req = (same ? request : Object.create(request, { url: { value: urlPath }, originalUrl: { value: request.url }, method: { value: method } })) as Tagged;
+  const pending = new Pending(res, then);
+  req[PENDING] = pending;
+  void s.handle(req, res, pending.next).then(pending.ended);
 }
 
 /** The path of a request target, without query or fragment, as sent (still percent-encoded). */
@@ -152,37 +236,52 @@ function pathnameOf(url: string | undefined): string {
   return end < 0 ? target : target.slice(0, end);
 }
 
-/** deliver: serveFile with the file's path beneath root. */
-function deliver(req: IncomingMessage, res: ServerResponse, s: Settings, file: Found): Promise<ServeResult> {
-  return serveFile(req, res, file.relative.split(sep).map(encodeURIComponent).join('/'), s.send);
+/** Content types by extension, memoised (bounded: extensions come from request paths). */
+const types = new Map<string, string>();
+function typeOf(path: string): string {
+  const ext = extname(path);
+  let type = types.get(ext);
+  if (type === undefined) {
+    type = contentType(ext) || 'application/octet-stream';
+    if (types.size >= 512) types.clear();
+    types.set(ext, type);
+  }
+  return type;
 }
 
 /** The file headers known before the body: what `onSend` hooks can see. */
-function fileHeaders(reply: FastifyReply, s: Settings, file: Found): void {
-  const has = (name: string): boolean => reply.hasHeader(name) || reply.raw.hasHeader(name);
-  if (!has('content-type')) reply.header('content-type', contentType(extname(file.path)) || 'application/octet-stream');
+function fileHeaders(reply: FastifyReply, s: Settings, path: string, stat: FileStat): void {
+  const raw = reply.raw;
+  const has = (name: string): boolean => reply.hasHeader(name) || raw.hasHeader(name);
+  if (!has('content-type')) reply.header('content-type', typeOf(path));
   if (s.acceptRanges && !has('accept-ranges')) reply.header('accept-ranges', 'bytes');
   if (s.cacheControl !== false && !has('cache-control')) reply.header('cache-control', s.cacheControl);
-  if (s.lastModified && !has('last-modified')) reply.header('last-modified', file.stat.mtime.toUTCString());
-  // A precompressed variant has its own ETag: serveFile sets it once it has chosen.
-  if (s.etag && s.precompressed === false && !has('etag')) reply.header('etag', `W/"${file.stat.size.toString(16)}-${file.stat.mtime.getTime().toString(16)}"`);
+  if (s.lastModified && !has('last-modified')) reply.header('last-modified', stat.mtime.toUTCString());
+  // A precompressed variant has its own ETag: serveStatic sets it once it has chosen.
+  if (s.etag && s.precompressed === false && !has('etag')) reply.header('etag', `W/"${stat.size.toString(16)}-${stat.mtime.getTime().toString(16)}"`);
 }
+
+/** The headers of a file, not of an error answer in its place. */
+const FILE_HEADERS = ['content-type', 'content-length', 'content-range', 'content-encoding', 'accept-ranges', 'cache-control', 'last-modified', 'etag', 'vary'];
 
 /**
  * The reply's payload: a Readable for Fastify (it pipes it into the response, watches its end and
- * errors), whose `pipe` into a Node response on a real socket hands that response to serveFile.
+ * errors), whose `pipe` into the Node response on a real socket lets serveStatic send the file.
  */
 class FilePayload extends Readable {
   #req: IncomingMessage;
+  #reply: FastifyReply;
   #s: Settings;
-  #file: Found;
+  #file: Pending;
   #streaming = false;
 
-  constructor(req: IncomingMessage, s: Settings, file: Found) {
+  constructor(req: IncomingMessage, reply: FastifyReply, s: Settings, file: Pending) {
     super();
     this.#req = req;
+    this.#reply = reply;
     this.#s = s;
     this.#file = file;
+    file.payload = this;
   }
 
   override _read(): void {
@@ -191,14 +290,11 @@ class FilePayload extends Readable {
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, options?: { end?: boolean }): T {
     const res = dest as unknown as ServerResponse;
-    if (typeof res.setHeader === 'function' && res.socket instanceof Socket && !res.headersSent && options?.end !== false) {
-      deliver(this.#req, res, this.#s, this.#file).then(
-        () => {
-          this.push(null);
-          this.resume();
-        },
-        (err: unknown) => this.destroy(err as Error),
-      );
+    if (res === this.#file.res && res.socket instanceof Socket && !res.headersSent && options?.end !== false && this.#file.state === 'held') {
+      // Ended already, so that Fastify's end-of-stream watch finds it done when the response finishes;
+      // a failure of the send still destroys it (failed).
+      this.push(null);
+      this.#file.send();
       return dest;
     }
     if (typeof res.setHeader === 'function' && !res.headersSent) this.#validators(res);
@@ -206,10 +302,29 @@ class FilePayload extends Readable {
     return super.pipe(dest, options);
   }
 
-  /** Without serveFile (no socket): 304 and a single range from the headers already set, as send does. */
+  /** serveStatic could not send the file (412, 416, a 5xx before the headers): Fastify's error handling answers. */
+  failed(err: Error): void {
+    if (this.destroyed) return;
+    const res = this.#file.res;
+    if (!res.headersSent) {
+      for (const name of FILE_HEADERS) {
+        this.#reply.removeHeader(name);
+        // The 416's Content-Range is in err.headers, which Fastify's error handler sets.
+        res.removeHeader(name);
+      }
+    }
+    this.destroy(err);
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.#file.release();
+    callback(err);
+  }
+
+  /** Without serveStatic (no socket): 304 and a single range from the headers already set, as send does. */
   #validators(res: ServerResponse): void {
     const req = this.#req;
-    const size = this.#file.stat.size;
+    const size = (this.#file.stat as FileStat).size;
     if (fresh(req.headers, { etag: res.getHeader('etag') as string | undefined, 'last-modified': res.getHeader('last-modified') as string | undefined })) {
       for (const name of ['content-type', 'content-length', 'content-range']) res.removeHeader(name);
       res.statusCode = 304;
@@ -242,40 +357,53 @@ class FilePayload extends Readable {
 
   #range: [number, number] | undefined;
 
+  /** The fallback: the bytes of the file serveStatic opened (never the path again: it may be another file by now). */
   #stream(): void {
     if (this.#streaming) return;
     this.#streaming = true;
-    const [start, end] = this.#range ?? [0, this.#file.stat.size - 1];
-    if (end < start) {
-      this.push(null);
+    const file = this.#file.stream();
+    if (!file) {
+      this.destroy(Object.assign(new Error('Premature close: the response closed before the file was read'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
       return;
     }
-    const file = createReadStream(this.#file.path, { start, end });
-    file.on('data', (chunk) => {
-      if (!this.push(chunk)) file.pause();
+    const [start, end] = this.#range ?? [0, (this.#file.stat as FileStat).size - 1];
+    if (end < start || file.body) {
+      if (end >= start && file.body) this.push(file.body.subarray(start, end + 1));
+      this.push(null);
+      this.#file.release();
+      return;
+    }
+    const stream = createReadStream('', { fd: file.fd, start, end, autoClose: false });
+    this.#file.reading(stream);
+    stream.on('data', (chunk) => {
+      if (!this.push(chunk)) stream.pause();
     });
-    file.on('end', () => this.push(null));
-    file.on('error', (err) => this.destroy(err));
-    this.on('drain', () => file.resume());
-    this._read = () => file.resume();
-    this.once('close', () => file.destroy());
+    stream.on('end', () => this.push(null));
+    stream.on('error', (err) => this.destroy(err));
+    this._read = () => stream.resume();
   }
 }
 
-async function sendResolved(request: FastifyRequest, reply: FastifyReply, s: Settings, setHeaders: FastifyStaticOptions['setHeaders'], r: Resolution): Promise<FastifyReply> {
+function sendResolved(request: FastifyRequest, reply: FastifyReply, s: Settings, setHeaders: FastifyStaticOptions['setHeaders'], r: Resolution): void {
   if (r.kind === 'error') {
-    if (r.error.status !== 404) return reply.send(r.error);
-    reply.callNotFound();
-    return reply;
+    if (r.error.status !== 404) reply.send(r.error);
+    else reply.callNotFound();
+    return;
   }
   if (r.kind === 'answered') {
     // serveStatic sent the 301 adding a directory's trailing slash: the response is done.
     reply.hijack();
-    return reply;
+    return;
   }
-  setHeaders?.(reply.raw, r.file.path, r.file.stat);
-  fileHeaders(reply, s, r.file);
-  return reply.send(new FilePayload(request.raw, s, r.file));
+  const file = r.file;
+  try {
+    setHeaders?.(reply.raw, file.path, file.stat as FileStat);
+    fileHeaders(reply, s, file.path, file.stat as FileStat);
+    reply.send(new FilePayload(request.raw, reply, s, file));
+  } catch (err) {
+    file.release();
+    reply.send(err);
+  }
 }
 
 /**
@@ -299,10 +427,8 @@ export async function zerocopyStatic(fastify: FastifyInstance, options: FastifyS
       // An absolute path inside root is taken relative to it, as @fastify/send does.
       const urlPath = isAbsolute(path) && resolve(path).startsWith(callSettings.root) ? relativePath(callSettings.root, resolve(path)) : path;
       const encoded = `/${urlPath.replace(/^\/+/, '')}`.split('/').map(encodeURIComponent).join('/');
-      resolveRequest(callSettings, this.request.raw, reply.raw, encoded).then(
-        (r) => sendResolved(this.request, reply, callSettings, setHeaders, r),
-        (err: unknown) => reply.send(err),
-      );
+      const request = this.request;
+      resolveRequest(callSettings, request.raw, reply.raw, encoded, (r) => sendResolved(request, reply, callSettings, setHeaders, r));
       return this;
     });
   }
@@ -319,7 +445,8 @@ export async function zerocopyStatic(fastify: FastifyInstance, options: FastifyS
       // The path as sent (still percent-encoded), so that resolveRequest decodes it once; the decoded
       // wildcard only where the router matched a URL not spelled like the prefix (case-insensitive routes).
       const rest = raw.startsWith(prefix) ? raw.slice(prefix.length - 1) : `/${encodeURI(String((request.params as Record<string, string>)['*'] ?? ''))}`;
-      return resolveRequest(s, request.raw, reply.raw, rest).then((r) => sendResolved(request, reply, s, setHeaders, r));
+      // Not a promise: Fastify would send its value once it settles, and the file is sent by then.
+      resolveRequest(s, request.raw, reply.raw, rest, (r) => sendResolved(request, reply, s, setHeaders, r));
     },
   });
 }

@@ -13,7 +13,7 @@ export type { SendFileOptions, SendMechanism, SendResult } from './send.js';
 export { pipe, proxy, teeTo } from './relay/index.js';
 export type { PipeOptions, PipeResult, ProxyOptions, ProxyResult, RelayEnd, RelayError, RelayMechanism, RelayOptions, TeeOptions, TeeResult } from './relay/index.js';
 export { serveFile, serveStatic, INLINE_BODY_LIMIT, clearFileCache, fileCacheStats } from './http/index.js';
-export type { FileCacheStats, FileStat, ServeFileOptions, ServeResult, ServeStaticOptions, StaticHandler } from './http/index.js';
+export type { FileCacheStats, FileStat, FoundFile, ServeFileOptions, ServeResult, ServeStaticOptions, StaticHandler } from './http/index.js';
 export { capabilities, capabilitiesSync } from './capabilities.js';
 export type { Capabilities, DirectIoAlignment, FilesystemCapabilities } from './capabilities.js';
 export { mmap, mmapSync, residency, MappedFile } from './mmap.js';

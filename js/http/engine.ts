@@ -107,8 +107,12 @@ export interface Hooks {
    * (for example passed it to `next()`). `found` is true for 412 and 416, which come after a file was found.
    */
   onError?: (status: number, err: HttpError, found: boolean) => boolean;
-  /** Awaited once the file is found, before its headers are set, with its absolute path and stat. */
-  onFound?: (path: string, stat: FileStat) => void | Promise<void>;
+  /**
+   * Awaited once the file is found, before its headers are set, with its absolute path, its stat and
+   * the open file (valid until the returned promise settles). Resolving to `false` takes the request
+   * over: nothing is sent, the file is closed and serve resolves with undefined.
+   */
+  onFound?: (path: string, stat: FileStat, file: Opened) => void | false | Promise<void | false>;
 }
 
 /** The path the file is known by: absolute with root, as given without (for setHeaders and logs). */
@@ -220,7 +224,7 @@ export async function serve(req: IncomingMessage, res: ServerResponse, path: str
     }
     if (opened.kind !== 'file') return fail(req, res, cfg, hooks, new HttpError(404, 'Not Found'));
     // Only awaited when given: an await of nothing would still defer the response a microtask.
-    if (hooks.onFound) await hooks.onFound(fullPath(cfg, target.path), opened.stats);
+    if (hooks.onFound && (await hooks.onFound(fullPath(cfg, target.path), opened.stats, opened)) === false) return undefined;
     return await respond(req, res, opened, target.path, cfg, hooks, signal);
   } finally {
     release(opened);

@@ -14,7 +14,7 @@
 export { serveFile } from './serve-file.js';
 export type { ServeFileOptions } from './serve-file.js';
 export { serveStatic } from './static.js';
-export type { ServeStaticOptions, StaticHandler } from './static.js';
+export type { FoundFile, ServeStaticOptions, StaticHandler } from './static.js';
 export { INLINE_BODY_LIMIT } from './engine.js';
 export { clearFileCache, fileCacheStats } from './cache.js';
 export type { FileCacheStats } from './cache.js';

@@ -37,10 +37,22 @@ export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'max
    */
   setHeaders?: (res: ServerResponse, path: string, stat: FileStat) => void;
   /**
-   * Awaited once a file is found, before any header is set, with its absolute path, its stat and the
-   * request (Hono's `onFound`; the framework adapters hang their per-request work on it).
+   * Awaited once a file is found, before any header is set, with its absolute path, its stat, the
+   * request (Hono's `onFound`; the framework adapters hang their per-request work on it) and the open
+   * file: its `fd` (-1 when `body` holds the whole file, as it does for small ones) and `body`, both
+   * valid until the returned promise settles (`body` may be the small-file cache's: never modify it).
+   * Resolving to `false` takes the request over: the handler sends nothing, closes the file and
+   * resolves with undefined (zerocopy/fastify sends the file through Fastify's reply this way).
    */
-  onFound?: (path: string, stat: FileStat, req: IncomingMessage) => void | Promise<void>;
+  onFound?: (path: string, stat: FileStat, req: IncomingMessage, file: FoundFile) => void | false | Promise<void | false>;
+}
+
+/** The open file `onFound` receives. */
+export interface FoundFile {
+  /** The open fd, or -1 when `body` holds the whole file. */
+  readonly fd: number;
+  /** The whole file, for files under INLINE_BODY_LIMIT; undefined otherwise. */
+  readonly body: Buffer | undefined;
 }
 
 /** A request handler for node:http and connect/Express (`next` optional). */
@@ -109,7 +121,7 @@ export function serveStatic(root: string, options?: ServeStaticOptions): StaticH
       const original = (req as { originalUrl?: string }).originalUrl;
       const mountRoot = pathname === '/' && original !== undefined && !rawPathname(original).endsWith('/');
       const hooks = {
-        onFound: onFound && ((path: string, stat: FileStat) => onFound(path, stat, req)),
+        onFound: onFound && ((path: string, stat: FileStat, file: FoundFile) => onFound(path, stat, req, file)),
         onError: (status: number, err: HttpError, found: boolean): boolean => {
           if (!next) return false;
           // serve-static: once a file is found (412, 416), errors always go to next(err).
