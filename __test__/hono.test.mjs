@@ -129,6 +129,21 @@ test('412 and 416 are answered; onFound is awaited with the absolute path and th
   }
 });
 
+test("onFound's return value is ignored, as in Hono: even false still serves the file", async () => {
+  const app = new Hono();
+  app.use('*', serveStatic({ root, onFound: () => false }));
+  app.use('/async/*', serveStatic({ root, rewriteRequestPath: (p) => p.replace(/^\/async/, ''), onFound: async () => false }));
+  app.get('*', (c) => c.text('hono', 404));
+  const { port, close } = await listen(app);
+  try {
+    const res = await request(port, '/nums.txt');
+    assert.is(res.status, 200);
+    assert.is(res.text, readFileSync(`${root}/nums.txt`, 'utf8'));
+  } finally {
+    await close();
+  }
+});
+
 test('bad options', () => {
   assert.throws(() => serveStatic({ root: 1 }), /root path must be a string/);
   assert.throws(() => serveStatic({ root, setHeaders: 1 }), /setHeaders must be function/);

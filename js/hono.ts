@@ -96,7 +96,15 @@ export function serveStatic<C extends HonoContext = HonoContext>(options?: HonoS
     ...rest,
     redirect: 'index',
     fallthrough: false,
-    ...(onFound ? { onFound: (path: string, _stat: unknown, req: IncomingMessage) => onFound(path, contexts.get(req) as C) } : {}),
+    // Hono's onFound returns nothing: whatever it does return must not read as serveStatic's `false` (stop).
+    ...(onFound
+      ? {
+          onFound: (path: string, _stat: unknown, req: IncomingMessage): void | Promise<void> => {
+            const r: unknown = onFound(path, contexts.get(req) as C);
+            return r instanceof Promise ? r.then(() => undefined) : undefined;
+          },
+        }
+      : {}),
   });
   let fallback: ReturnType<HonoServeStatic> | undefined;
   return async function serveStatic(c, next) {
