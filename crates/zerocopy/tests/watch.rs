@@ -259,7 +259,7 @@ fn sigio_marks_every_watcher_pending_and_does_not_kill() {
         libc::syscall(
             libc::SYS_tgkill,
             libc::getpid(),
-            libc::gettid(),
+            libc::syscall(libc::SYS_gettid),
             libc::SIGIO,
         )
     };

@@ -142,6 +142,13 @@ static PREVIOUS_IO: Previous = Previous(UnsafeCell::new(None));
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static INSTALL: Mutex<()> = Mutex::new(());
 
+/// This thread's kernel id. By raw syscall: glibc's `gettid()` wrapper appeared only in 2.30, and
+/// the prebuilt binaries promise glibc 2.17.
+fn current_tid() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
 /// The realtime signal the watchers use, once [`install`] has chosen it.
 pub fn signal() -> Option<libc::c_int> {
     match SIGNAL.load(Ordering::Acquire) {
@@ -275,8 +282,7 @@ impl Watcher {
         };
         let owner = FOwnerEx {
             kind: F_OWNER_TID,
-            // SAFETY: gettid has no preconditions.
-            pid: unsafe { libc::gettid() },
+            pid: current_tid(),
         };
         // SAFETY: fcntl on a descriptor we own; F_SETSIG takes an int.
         if unsafe { libc::fcntl(raw, F_SETSIG, sig) } < 0 {
@@ -307,13 +313,13 @@ impl Watcher {
             (*poll).code = POLL_IN;
             (*poll).fd = self.fd.as_raw_fd();
         }
-        // SAFETY: getpid/gettid have no preconditions; `info` is a valid siginfo_t the kernel copies.
+        // SAFETY: getpid has no preconditions; `info` is a valid siginfo_t the kernel copies.
         // Sending to our own thread allows a positive si_code (the kernel's own POLL_IN).
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_rt_tgsigqueueinfo,
                 libc::getpid(),
-                libc::gettid(),
+                current_tid(),
                 sig,
                 &info as *const libc::siginfo_t,
             )
