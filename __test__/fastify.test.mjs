@@ -3,7 +3,7 @@
 // reply.sent), through fastify.inject (no socket: the stream fallback) and a real listen (sendfile).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { PassThrough, Writable } from 'node:stream';
 
 import Fastify from 'fastify';
@@ -298,6 +298,41 @@ test('no fd left open: aborted clients, onSend replacing or throwing, reply sent
     }
     assert.is(await settledFds(), fds, 'every file the plugin opened is closed');
   } finally {
+    await app.close();
+  }
+});
+
+test('the file the stream fallback reads is closed once, by serveStatic: never by the file stream too (a second close would hit a reused fd)', async () => {
+  // Node's fs.ReadStream closes its fd on destroy() even with autoClose: false. A double close of a
+  // number another thread (an accept, an open on the pool) has taken meanwhile closes that one: a
+  // live socket vanished under libuv and the server hung. Every fs.close the fallback makes is seen here.
+  const closed = [];
+  const realClose = fs.close;
+  fs.close = function (fd, ...rest) {
+    closed.push(fd);
+    return realClose.call(this, fd, ...rest);
+  };
+  const { app } = await start({ root }, (app) => {
+    // As @fastify/compress does: the payload piped into a transform, on a real socket.
+    app.addHook('onSend', async (req, reply, payload) => (req.headers['x-wrap'] ? payload.pipe(new PassThrough()) : payload));
+  });
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = app.server.address().port;
+    const fds = await settledFds();
+    for (let i = 0; i < 3; i++) {
+      assert.ok((await app.inject({ url: '/big.bin' })).rawPayload.equals(bigData), 'inject: byte for byte');
+      assert.ok((await request(port, '/big.bin', { headers: { 'x-wrap': '1' } })).body.equals(bigData), 'through a transform');
+      assert.is((await app.inject({ url: '/big.bin', headers: { range: 'bytes=10-19' } })).rawPayload.toString('hex'), bigData.subarray(10, 20).toString('hex'));
+      // Left mid-body: the file stream is destroyed while it reads. (Not through inject: a
+      // payloadAsStream destroyed there never destroys the payload, any payload, so its file
+      // stays open until the app closes; light-my-request's, not ours.)
+      await leaveEarly(port, '/big.bin', { 'x-wrap': '1' });
+    }
+    assert.is(await settledFds(), fds, 'every file is closed');
+    assert.equal(closed, [], 'no fs.close from the file stream');
+  } finally {
+    fs.close = realClose;
     await app.close();
   }
 });

@@ -58,10 +58,11 @@ export async function listen(handler) {
  * Requests `path` on a raw connection and destroys it as soon as the response headers arrived, while
  * the body is still being sent.
  */
-export async function leaveEarly(port, path) {
+export async function leaveEarly(port, path, headers = {}) {
   const { connect } = await import('node:net');
   const sock = connect(port, '127.0.0.1');
-  sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`);
   await once(sock, 'data');
   sock.destroy();
 }

@@ -19,7 +19,7 @@
  *
  * @packageDocumentation
  */
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream, read, type ReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { extname, isAbsolute, relative as relativePath, resolve } from 'node:path';
@@ -150,9 +150,11 @@ class Pending {
       this.file = file;
       this.#proceed = proceed;
       this.resolved({ kind: 'file', file: this });
-      // Without async onSend hooks the payload is already piped. Otherwise watch the response: a
-      // reply that ends without our payload (replaced, an error, sent already) lets the file go.
-      if (this.state === 'held') {
+      // Without onSend hooks the payload is already piped to the response, and serveStatic watches
+      // it. Otherwise watch the response: a reply that ends without our payload (replaced, an
+      // error, sent already), or one that closes while the fallback reads it through a hook's
+      // stream (an onSend hook runs, and pipes the payload, before this line), lets the file go.
+      if (this.state === 'held' || this.state === 'streaming') {
         if (this.res.destroyed || this.res.writableFinished) this.release();
         else this.res.once('close', () => this.#closed());
       }
@@ -373,7 +375,11 @@ class FilePayload extends Readable {
       this.#file.release();
       return;
     }
-    const stream = createReadStream('', { fd: file.fd, start, end, autoClose: false });
+    // The fd is serveStatic's, which closes it once release() lets it. fs.ReadStream closes its fd
+    // on destroy() even with autoClose: false (Node 20-26), and that second close would hit whatever
+    // took the number meanwhile (a socket accepted, a file opened on the pool): so it gets a close
+    // that does nothing, and still waits, as it does before closing, for its read in flight.
+    const stream = createReadStream('', { fd: file.fd, start, end, autoClose: false, fs: { read, open: unusedOpen, close: keepOpen } });
     this.#file.reading(stream);
     stream.on('data', (chunk) => {
       if (!this.push(chunk)) stream.pause();
@@ -382,6 +388,16 @@ class FilePayload extends Readable {
     stream.on('error', (err) => this.destroy(err));
     this._read = () => stream.resume();
   }
+}
+
+/** The file stream's close: the fd stays open for serveStatic to close. */
+function keepOpen(_fd: number, callback: (err: NodeJS.ErrnoException | null) => void): void {
+  callback(null);
+}
+
+/** The file stream's open, never called: it is given the fd. */
+function unusedOpen(_path: unknown, _flags: unknown, _mode: unknown, callback: (err: NodeJS.ErrnoException | null, fd?: number) => void): void {
+  callback(Object.assign(new Error('zerocopy/fastify: the file stream opens nothing'), { code: 'EINVAL' }));
 }
 
 function sendResolved(request: FastifyRequest, reply: FastifyReply, s: Settings, setHeaders: FastifyStaticOptions['setHeaders'], r: Resolution): void {
