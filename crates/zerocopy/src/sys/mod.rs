@@ -6,6 +6,7 @@
 //! Linux only, except [`probe`], which elsewhere reports every mechanism unavailable.
 
 linux_only! {
+    pub(crate) mod chain;
     pub mod copy_range;
     pub mod counters;
     pub mod direct;

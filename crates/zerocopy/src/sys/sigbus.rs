@@ -54,13 +54,14 @@
 //! - The previous handler is called as the kernel would have called it, except that its `sa_mask`
 //!   and `SA_NODEFER`/`SA_RESETHAND` flags are not re-applied.
 
-use std::cell::UnsafeCell;
 use std::sync::atomic::{fence, AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
+
+use super::chain::{self, Previous};
 
 /// How many mappings can be guarded at once.
 pub const MAX_MAPPINGS: usize = 1 << 16;
@@ -127,16 +128,7 @@ static HINT: AtomicUsize = AtomicUsize::new(0);
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
 
 /// The `SIGBUS` disposition found when the guard was installed.
-///
-/// Written exactly once, before our handler is installed, and only read afterwards (by the handler),
-/// so the reads never race the write.
-struct Previous(UnsafeCell<Option<libc::sigaction>>);
-
-// SAFETY: the cell is written once, under `INSTALL`'s lock, before the handler that reads it is
-// installed; after that it is only read. `libc::sigaction` is plain data.
-unsafe impl Sync for Previous {}
-
-static PREVIOUS: Previous = Previous(UnsafeCell::new(None));
+static PREVIOUS: Previous = Previous::new();
 /// Set once the handler is installed. A `Mutex` (not a `Once`) so a failed install can be retried.
 static INSTALL: Mutex<bool> = Mutex::new(false);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
@@ -163,7 +155,7 @@ pub fn install() -> Result<()> {
     }
     // SAFETY: our handler is not installed yet, so nothing reads PREVIOUS concurrently; writers are
     // serialised by the INSTALL lock we hold.
-    unsafe { *PREVIOUS.0.get() = Some(old) };
+    unsafe { PREVIOUS.set(old) };
 
     // SAFETY: as above, a zeroed sigaction is valid; every field we rely on is set below.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -346,9 +338,7 @@ fn find(addr: usize, mut between: impl FnMut(usize)) -> Option<(usize, usize, us
 /// # Safety
 /// `info` and `ctx` must be what the kernel passed to the handler.
 unsafe fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: written once before the handler was installed, read-only since (see `Previous`).
-    let previous = unsafe { *PREVIOUS.0.get() };
-    let Some(previous) = previous else {
+    let Some(previous) = PREVIOUS.get() else {
         return default_action(sig, info);
     };
     let fault = !info.is_null() && {
@@ -362,18 +352,8 @@ unsafe fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::
         // (returning with our handler still installed would fault again forever).
         libc::SIG_IGN if !fault => {}
         libc::SIG_IGN => default_action(sig, info),
-        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
-            // SAFETY: the previous disposition was installed with SA_SIGINFO, so `handler` is a
-            // function with this signature.
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                unsafe { std::mem::transmute(handler) };
-            f(sig, info, ctx);
-        }
-        handler => {
-            // SAFETY: without SA_SIGINFO the previous disposition is a one-argument handler.
-            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
-            f(sig);
-        }
+        // SAFETY: neither SIG_DFL nor SIG_IGN: a handler; `info`/`ctx` are the kernel's (our caller's contract).
+        _ => unsafe { chain::call(&previous, sig, info, ctx) },
     }
 }
 

@@ -45,7 +45,6 @@
 //! - `F_SETSIG`, `F_SETOWN_EX` and `siginfo_t`'s `si_fd` are declared here with the values of the
 //!   generic Linux ABI (libc does not export them for every target).
 
-use std::cell::UnsafeCell;
 use std::ffi::{CString, OsString};
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -57,6 +56,8 @@ use std::sync::Mutex;
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
+
+use super::chain::{self, Previous};
 
 /// How many watchers (one per thread) can exist at once.
 pub const MAX_WATCHERS: usize = 64;
@@ -128,16 +129,8 @@ impl Slot {
 static SLOTS: [Slot; MAX_WATCHERS] = [Slot::EMPTY; MAX_WATCHERS];
 
 /// The dispositions found when the handlers were installed, for forwarding.
-///
-/// Written once each, under `INSTALL`'s lock, before the handler that reads it is installed.
-struct Previous(UnsafeCell<Option<libc::sigaction>>);
-
-// SAFETY: each cell is written once, under `INSTALL`'s lock, before the handler that reads it is
-// installed; after that it is only read. `libc::sigaction` is plain data.
-unsafe impl Sync for Previous {}
-
-static PREVIOUS_RT: Previous = Previous(UnsafeCell::new(None));
-static PREVIOUS_IO: Previous = Previous(UnsafeCell::new(None));
+static PREVIOUS_RT: Previous = Previous::new();
+static PREVIOUS_IO: Previous = Previous::new();
 /// The realtime signal chosen, 0 until installed. Set once, under `INSTALL`.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 static INSTALL: Mutex<()> = Mutex::new(());
@@ -213,8 +206,8 @@ pub fn install() -> Result<libc::c_int> {
     // SAFETY: our handlers are not installed yet, so nothing reads the cells concurrently; writers
     // are serialised by the INSTALL lock we hold.
     unsafe {
-        *PREVIOUS_RT.0.get() = Some(old);
-        *PREVIOUS_IO.0.get() = Some(old_io);
+        PREVIOUS_RT.set(old);
+        PREVIOUS_IO.set(old_io);
     }
     set_handler(libc::SIGIO, on_sigio)?;
     set_handler(sig, on_signal)?;
@@ -499,8 +492,7 @@ unsafe fn forward(
     ctx: *mut libc::c_void,
     default: bool,
 ) {
-    // SAFETY: written once before the handler was installed, read-only since (see `Previous`).
-    let Some(previous) = (unsafe { *previous.0.get() }) else {
+    let Some(previous) = previous.get() else {
         return;
     };
     match previous.sa_sigaction {
@@ -515,18 +507,8 @@ unsafe fn forward(
             }
         }
         libc::SIG_DFL | libc::SIG_IGN => {}
-        handler if previous.sa_flags & libc::SA_SIGINFO != 0 => {
-            // SAFETY: the previous disposition was installed with SA_SIGINFO, so `handler` is a
-            // function with this signature.
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                unsafe { std::mem::transmute(handler) };
-            f(sig, info, ctx);
-        }
-        handler => {
-            // SAFETY: without SA_SIGINFO the previous disposition is a one-argument handler.
-            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
-            f(sig);
-        }
+        // SAFETY: neither SIG_DFL nor SIG_IGN: a handler; `info`/`ctx` are the kernel's (our caller's contract).
+        _ => unsafe { chain::call(&previous, sig, info, ctx) },
     }
 }
 
