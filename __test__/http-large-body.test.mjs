@@ -29,7 +29,7 @@ const server = http.createServer(async (req, res) => {
     writes++;
     return write.apply(this, args);
   };
-  before(res);
+  await before(res, req);
   let result;
   try {
     result = await serveFile(req, res, undefined, { root });
@@ -37,7 +37,8 @@ const server = http.createServer(async (req, res) => {
     result = err;
   }
   socket.write = write;
-  await new Promise((r) => (res.writableFinished ? r() : res.once('finish', r)));
+  // A failed response never finishes.
+  if (!(result instanceof Error)) await new Promise((r) => (res.writableFinished ? r() : res.once('finish', r)));
   seen.push({ url: req.url, writes, result, bytesWritten: socket.bytesWritten });
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -118,6 +119,57 @@ test('with writes on their way (a corked socket) the headers go through Node, be
     assert.is(all.length, Buffer.byteLength(a.head) + 4 + a.body.length);
     assert.ok(seen[0].writes >= 1, 'the stream path');
     assert.equal(seen[0].result, { status: 200, bytes: MiB + 3, mechanism: 'sendfile' });
+  } finally {
+    before = () => {};
+  }
+});
+
+test('a pipelined response whose turn has not come: it waits for the socket (it has none yet), then goes out in order', async () => {
+  // The first request is held back, so the second's serveFile runs while its response is queued
+  // behind the first (res.socket is null): it must wait for the socket, not fail the connection.
+  seen.length = 0;
+  let first = true;
+  before = (res, req) => {
+    if (!first || req.url !== '/big.bin') return undefined;
+    first = false;
+    return new Promise((r) => setTimeout(r, 150));
+  };
+  try {
+    const all = await exchange('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=7-70006\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const parts = responses(all);
+    assert.is(parts.length, 3, 'three responses');
+    assert.match(parts[0].head, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.is(hash(parts[0].body), hash(bigData));
+    assert.match(parts[1].head, /^HTTP\/1\.1 206 Partial Content\r\n/);
+    assert.ok(parts[1].body.equals(bigData.subarray(7, 70007)));
+    assert.is(hash(parts[2].body), hash(bigData));
+    assert.equal(seen.map((r) => r.result.status), [200, 206, 200]);
+    for (const r of seen) assert.is(r.result.mechanism, 'sendfile');
+  } finally {
+    before = () => {};
+  }
+});
+
+test('a queued pipelined response whose connection closes first: serveFile rejects, nothing leaks', async () => {
+  seen.length = 0;
+  let first = true;
+  let release;
+  before = (res, req) => {
+    if (!first) return undefined;
+    first = false;
+    // The first response never comes: the client leaves while the second waits its turn.
+    return new Promise((r) => (release = r));
+  };
+  try {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n');
+    await new Promise((r) => setTimeout(r, 100));
+    sock.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    release();
+    for (let i = 0; i < 50 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.is(seen.length, 2, 'both handlers returned');
+    for (const r of seen) assert.ok(r.result instanceof Error, `rejected: ${r.result?.code ?? r.result?.status}`);
   } finally {
     before = () => {};
   }

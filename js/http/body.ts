@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 import { readAt } from '../fdio.js';
-import { codedError, fileTruncated, withBytes, type ErrnoError } from '../errors.js';
+import { abortError, codedError, fileTruncated, withBytes, type ErrnoError } from '../errors.js';
 import { sendFile, sendResponseBody, type SendMechanism } from '../send.js';
 import type { ByteRange, Multipart } from './ranges.js';
 import type { Opened } from './target.js';
@@ -37,12 +37,36 @@ function bytesOf(file: Opened, r: ByteRange): Buffer | Promise<Buffer> {
   return readRange(file.fd, r.start, length);
 }
 
-function socketOf(res: ServerResponse): Socket {
-  const socket = res.socket;
-  if (!socket) {
-    throw codedError('ERR_STREAM_DESTROYED', 'Cannot serve a file: the response has no socket (the connection is gone)');
-  }
-  return socket;
+const gone = (): Error => codedError('ERR_STREAM_DESTROYED', 'Cannot serve a file: the response has no socket (the connection is gone)');
+
+/**
+ * The response's socket. A pipelined response whose turn has not come has none yet (node:http
+ * assigns it when the responses before it have finished): wait for it, or for the connection (the
+ * request's socket) to close, or for `signal`.
+ */
+function socketOf(res: ServerResponse, signal: AbortSignal | undefined): Socket | Promise<Socket> {
+  if (res.socket) return res.socket;
+  const connection = res.req?.socket;
+  if (res.destroyed || res.writableEnded || !connection || connection.destroyed) throw gone();
+  if (signal?.aborted) throw abortError(signal);
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | undefined): void => {
+      res.off('socket', onSocket);
+      res.off('close', onClose);
+      connection.off('close', onClose);
+      signal?.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else if (res.socket) resolve(res.socket);
+      else reject(gone());
+    };
+    const onSocket = (): void => done(undefined);
+    const onClose = (): void => done(gone());
+    const onAbort = (): void => done(abortError(signal as AbortSignal));
+    res.on('socket', onSocket);
+    res.on('close', onClose);
+    connection.on('close', onClose);
+    signal?.addEventListener('abort', onAbort);
+  });
 }
 
 /**
@@ -87,7 +111,7 @@ export function sendBody(res: ServerResponse, file: Opened, range: ByteRange, in
       await endWith(res, await bytesOf(file, range));
       return { bytes: length, mechanism: 'readwrite' };
     }
-    const socket = socketOf(res);
+    const socket = await socketOf(res, signal);
     // The headers go with the body's first bytes: one native send, when nothing else is on its way.
     const sent = await sendResponseBody(res, socket, file.fd, { offset: range.start, length, signal });
     if (sent.bytes !== length) throw truncated(range.start + sent.bytes, range.start, range.end + 1, sent.bytes);
@@ -107,7 +131,7 @@ export function sendMultipart(res: ServerResponse, file: Opened, ranges: ByteRan
       await endWith(res, Buffer.concat(chunks));
       return { bytes: fileBytes, mechanism: 'readwrite' };
     }
-    const socket = socketOf(res);
+    const socket = await socketOf(res, signal);
     let sentBytes = 0;
     let mechanism: SendMechanism = 'sendfile';
     for (let i = 0; i < ranges.length; i++) {
