@@ -1,6 +1,8 @@
 /**
- * A small-file content cache: bodies under INLINE_BODY_LIMIT kept in memory, so a request for a
- * warm small file costs no thread-pool round trip (open, fstat, read, close).
+ * The file cache: small files' bodies (under INLINE_BODY_LIMIT) kept in memory, and large files kept
+ * open (an fd, as nginx's open_file_cache), so a request for a warm file costs no thread-pool round
+ * trip (open, fstat, read, close). A kept fd is shared: each request takes a lease (target.ts), and
+ * an fd the cache drops closes when its last lease is given back, never under a request.
  *
  * It never serves bytes the file does not hold when the request arrives. Each entry is kept fresh
  * one of two ways:
@@ -24,12 +26,12 @@
  * the request takes the normal (safe) open. Writes through a shared mmap update mtime only when the
  * kernel notices them (page fault or writeback); such a writer is not covered.
  *
- * Bounded in entries and bytes; eviction takes the oldest entry not hit since eviction last passed it (second chance).
+ * Bounded in entries, body bytes and open fds; eviction takes the oldest entry not hit since eviction last passed it (second chance).
  */
 import { statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
-import type { Opened } from './target.js';
+import { dropShared, lease, type Opened, type SharedFd } from './target.js';
 import { changes, unwatch, watchFile, type Owner } from './watch.js';
 
 /** Files changed more recently than this are not cached (see the module comment). */
@@ -50,6 +52,8 @@ interface Entry {
   ctimeMs: number;
   /** Hit since eviction last passed it (second-chance eviction, instead of reordering on every hit). */
   used: boolean;
+  /** A large file's fd, kept open (no body): each request takes a lease on it. */
+  shared: SharedFd | undefined;
 }
 
 export interface CacheLimits {
@@ -57,12 +61,16 @@ export interface CacheLimits {
   entries: number;
   /** Most body bytes held. Default 32 MiB. */
   bytes: number;
+  /** Most large files held open (their fds; no bytes). Default 64; 0 turns the open-file cache off. */
+  fds: number;
 }
 
-export const DEFAULT_CACHE: CacheLimits = { entries: 1024, bytes: 32 * 1024 * 1024 };
+export const DEFAULT_CACHE: CacheLimits = { entries: 1024, bytes: 32 * 1024 * 1024, fds: 64 };
 
 const entries = new Map<string, Entry>();
 let bytesHeld = 0;
+let fdsHeld = 0;
+let hits = 0;
 
 const STAT_OPTIONS = { throwIfNoEntry: false } as const;
 
@@ -71,8 +79,10 @@ const keyOf = (root: string | undefined, path: string): string => (root === unde
 function drop(key: string, e: Entry): void {
   if (entries.get(key) === e) {
     entries.delete(key);
-    bytesHeld -= e.size;
+    if (e.shared) fdsHeld--;
+    else bytesHeld -= e.size;
   }
+  if (e.shared) dropShared(e.shared);
   if (e.watched) unwatch(e);
 }
 
@@ -99,7 +109,7 @@ export function lookup(root: string | undefined, path: string): Lookup {
   if (!e) return undefined;
   if (e.watched) {
     e.used = true;
-    return { opened: e.opened };
+    return { opened: hit(e) };
   }
   let st;
   try {
@@ -117,44 +127,76 @@ export function lookup(root: string | undefined, path: string): Lookup {
     return undefined;
   }
   e.used = true;
-  return { opened: e.opened };
+  return { opened: hit(e) };
 }
 
-/** Keeps a freshly read small file, if it is settled and fits. */
-export function store(root: string | undefined, path: string, opened: Opened, limits: CacheLimits): void {
+/** A body entry as it is; a large file's with a lease on its fd for this request. */
+function hit(e: Entry): Opened {
+  hits++;
+  return e.shared ? { ...e.opened, lease: lease(e.shared) } : e.opened;
+}
+
+/**
+ * Keeps a freshly opened file, if it is settled and fits: a small one's body, a large one's fd.
+ * Returns what the request goes on with (for a large file, the cache's, with a lease: the fd is the
+ * cache's from now on), or undefined when nothing was kept and `opened` is still the request's own.
+ */
+export function store(root: string | undefined, path: string, opened: Opened, limits: CacheLimits): Opened | undefined {
+  if (opened.kind !== 'file') return undefined;
   const body = opened.body;
-  if (!body || opened.kind !== 'file' || body.length !== opened.size) return;
-  if (Date.now() - opened.stats.ctimeMs < SETTLE_MS || Date.now() - opened.stats.mtimeMs < SETTLE_MS) return;
-  if (body.length > limits.bytes || limits.entries < 1) return;
+  const large = !body;
+  if (large ? opened.fd < 0 || limits.fds < 1 : body.length !== opened.size || body.length > limits.bytes) return undefined;
+  if (Date.now() - opened.stats.ctimeMs < SETTLE_MS || Date.now() - opened.stats.mtimeMs < SETTLE_MS) return undefined;
+  if (limits.entries < 1) return undefined;
   const key = keyOf(root, path);
   const old = entries.get(key);
   if (old) drop(key, old);
   const st = opened.stats;
   const full = root === undefined ? path : join(root, path);
-  const e: Entry = { key, opened: { ...opened, cached: true, memo: {} }, watched: false, full, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, used: false };
+  const shared: SharedFd | undefined = large ? { fd: opened.fd, users: 0, dropped: false } : undefined;
+  const e: Entry = {
+    key,
+    opened: large ? { ...opened, memo: {} } : { ...opened, cached: true, memo: {} },
+    watched: false,
+    full,
+    dev: st.dev,
+    ino: st.ino,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+    used: false,
+    shared,
+  };
   if (watchFile(full, e)) {
     e.watched = true;
     // Still the file that was read, now that changes make events.
     const now = statOf(full);
     if (!now || !same(now, e) || !now.isFile()) {
       unwatch(e);
-      return;
+      // Not kept: the fd is still the request's alone.
+      return undefined;
     }
   }
   entries.set(key, e);
-  bytesHeld += body.length;
-  // Oldest first; one used since the last pass goes to the back once. Two passes at most: the second finds every flag cleared.
-  for (const [k, e] of entries) {
-    if (entries.size <= limits.entries && bytesHeld <= limits.bytes) break;
-    if (k === key) continue;
-    if (e.used) {
-      e.used = false;
+  if (shared) fdsHeld++;
+  else bytesHeld += (body as Buffer).length;
+  // The request's hold, taken before eviction could drop the entry (it never drops this one).
+  const mine = shared ? { ...e.opened, lease: lease(shared) } : undefined;
+  // Oldest first; one used since the last pass goes to the back once. Two passes at most: the second
+  // finds every flag cleared. Too many fds evicts large files only.
+  for (const [k, v] of entries) {
+    const over = entries.size > limits.entries || bytesHeld > limits.bytes;
+    if (!over && fdsHeld <= limits.fds) break;
+    if (k === key || (!over && !v.shared)) continue;
+    if (v.used) {
+      v.used = false;
       entries.delete(k);
-      entries.set(k, e);
+      entries.set(k, v);
     } else {
-      drop(k, e);
+      drop(k, v);
     }
   }
+  return mine;
 }
 
 /** What the small-file cache holds: see {@link fileCacheStats}. */
@@ -163,6 +205,10 @@ export interface FileCacheStats {
   entries: number;
   /** Body bytes held. */
   bytes: number;
+  /** Of the entries, large files held open (an fd each, no bytes). */
+  fds: number;
+  /** Requests answered from an entry (a body or an open fd) since the process started or the cache was cleared. */
+  hits: number;
   /** Of the entries, those kept fresh by inotify watches; the others are revalidated by a stat per request. */
   watched: number;
 }
@@ -174,7 +220,7 @@ export interface FileCacheStats {
 export function fileCacheStats(): FileCacheStats {
   let watched = 0;
   for (const e of entries.values()) if (e.watched) watched++;
-  return { entries: entries.size, bytes: bytesHeld, watched };
+  return { entries: entries.size, bytes: bytesHeld, fds: fdsHeld, watched, hits };
 }
 
 /** Empties the small-file cache of this thread (and gives up its watches). Never needed for freshness. */
@@ -182,6 +228,8 @@ export function clearFileCache(): void {
   for (const e of [...entries.values()]) drop(e.key, e);
   entries.clear();
   bytesHeld = 0;
+  fdsHeld = 0;
+  hits = 0;
 }
 
 function statOf(path: string): Stats | undefined {

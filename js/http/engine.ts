@@ -96,8 +96,8 @@ function cachedFile(cfg: Config, path: string): Opened | undefined {
 
 async function openUncached(cfg: Config, path: string): Promise<Opened> {
   const opened = await openTarget(cfg.root, path, INLINE_BODY_LIMIT);
-  if (cfg.cache && opened.body) store(cfg.root, path, opened, cfg.cache);
-  return opened;
+  // Once kept, a large file's fd is the cache's: the request goes on with the cache's lease on it.
+  return (cfg.cache && store(cfg.root, path, opened, cfg.cache)) || opened;
 }
 
 /** How a request ends when the engine does not answer it itself (serveStatic's fallthrough). */

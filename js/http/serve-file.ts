@@ -57,12 +57,14 @@ export interface ServeFileOptions {
    */
   precompressed?: boolean | Array<'br' | 'zstd' | 'gzip'>;
   /**
-   * Keep small files (under INLINE_BODY_LIMIT) in memory, revalidated on every request by one stat
-   * of the path — (dev, ino, size, mtime, ctime) — so a changed, replaced, truncated or deleted file is
-   * never served from it. `true` (default) for up to 1024 files and 32 MiB, or `{ entries, bytes }`;
-   * `false` for none. The cache is shared by all calls in the process.
+   * Keep small files (under INLINE_BODY_LIMIT) in memory, and large ones open (their fd: no open per
+   * request, as nginx's open_file_cache), each kept fresh by inotify watches or revalidated on every
+   * request by one stat of the path — (dev, ino, size, mtime, ctime) — so a changed, replaced,
+   * truncated or deleted file is never served from it. `true` (default) for up to 1024 files, 32 MiB
+   * of bodies and 64 open fds, or `{ entries, bytes, fds }`; `false` for none. The cache is shared by
+   * all calls in the thread.
    */
-  cache?: boolean | { entries?: number; bytes?: number };
+  cache?: boolean | { entries?: number; bytes?: number; fds?: number };
   /** Extra response headers. */
   headers?: Record<string, string | number | readonly string[]>;
   /** Stops the transfer; the promise rejects with an AbortError and the connection is destroyed. */
@@ -119,10 +121,11 @@ function cacheOption(value: unknown): CacheLimits | undefined {
   if (value === undefined || value === true) return DEFAULT_CACHE;
   if (value === false) return undefined;
   if (typeof value !== 'object' || value === null) throw invalidArgType('options.cache', 'of type boolean or object', value);
-  const v = value as { entries?: unknown; bytes?: unknown };
+  const v = value as { entries?: unknown; bytes?: unknown; fds?: unknown };
   return {
     entries: check.optionalInteger(v.entries, 'options.cache.entries') ?? DEFAULT_CACHE.entries,
     bytes: check.optionalInteger(v.bytes, 'options.cache.bytes') ?? DEFAULT_CACHE.bytes,
+    fds: check.optionalInteger(v.fds, 'options.cache.fds') ?? DEFAULT_CACHE.fds,
   };
 }
 

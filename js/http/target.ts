@@ -151,6 +151,37 @@ export interface Opened {
   cached?: true;
   /** Header values derived from `stats`, kept with a cache entry (whose stats never change). */
   memo?: Record<string, string>;
+  /** The fd is the open-file cache's: this request's hold on it, given back by {@link release}. */
+  lease?: Lease;
+}
+
+/**
+ * An fd the open-file cache keeps open (cache.ts), shared by the requests sending from it. Closed
+ * once, when the cache has let it go (`dropped`) and no request holds it any more.
+ */
+export interface SharedFd {
+  readonly fd: number;
+  users: number;
+  dropped: boolean;
+}
+
+/** One request's hold on a {@link SharedFd}: given back once, however often release() is called. */
+export interface Lease {
+  readonly shared: SharedFd;
+  released: boolean;
+}
+
+/** Takes a hold on `shared` for one request. */
+export function lease(shared: SharedFd): Lease {
+  shared.users++;
+  return { shared, released: false };
+}
+
+/** Lets the cache's hold go: the fd closes now if no request holds it, else when the last one lets go. */
+export function dropShared(shared: SharedFd): void {
+  if (shared.dropped) return;
+  shared.dropped = true;
+  if (shared.users === 0) closeQuietly(shared.fd);
 }
 
 /** Read-only and non-blocking: a FIFO without a writer must not hang the open (it is then a 404). */
@@ -216,6 +247,17 @@ export async function openTarget(root: string | undefined, path: string, inlineL
   };
 }
 
+/** Done with what openTarget (or the cache) gave: closes its fd, or gives back its lease on the cache's. */
 export function release(opened: Opened | undefined): void {
-  if (opened && opened.fd >= 0) closeQuietly(opened.fd);
+  if (!opened) return;
+  const held = opened.lease;
+  if (held) {
+    if (held.released) return;
+    held.released = true;
+    const shared = held.shared;
+    shared.users--;
+    if (shared.users === 0 && shared.dropped) closeQuietly(shared.fd);
+    return;
+  }
+  if (opened.fd >= 0) closeQuietly(opened.fd);
 }
