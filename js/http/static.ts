@@ -49,7 +49,10 @@ export interface ServeStaticOptions extends Omit<ServeFileOptions, 'root' | 'max
 
 /** The open file `onFound` receives. */
 export interface FoundFile {
-  /** The open fd, or -1 when `body` holds the whole file. */
+  /**
+   * The open fd, or -1 when `body` holds the whole file. It may be the file cache's, shared with
+   * other requests: read it at positions, never close it or move its offset.
+   */
   readonly fd: number;
   /** The whole file, for files under INLINE_BODY_LIMIT; undefined otherwise. */
   readonly body: Buffer | undefined;
