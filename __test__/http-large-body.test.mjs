@@ -29,6 +29,9 @@ const server = http.createServer(async (req, res) => {
     writes++;
     return write.apply(this, args);
   };
+  // Counted as this response finishes: a pipelined one after it may be written at once, before this handler resumes.
+  let atFinish;
+  res.once('finish', () => (atFinish = socket.bytesWritten));
   await before(res, req);
   let result;
   try {
@@ -39,7 +42,7 @@ const server = http.createServer(async (req, res) => {
   socket.write = write;
   // A failed response never finishes.
   if (!(result instanceof Error)) await new Promise((r) => (res.writableFinished ? r() : res.once('finish', r)));
-  seen.push({ url: req.url, writes, result, bytesWritten: socket.bytesWritten });
+  seen.push({ url: req.url, writes, result, bytesWritten: atFinish ?? socket.bytesWritten });
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const port = server.address().port;
