@@ -139,6 +139,24 @@ function cacheControlOf(o: Partial<ServeFileOptions>): string | undefined {
 }
 
 /**
+ * The config for serveFile's options. The usual call passes a fresh `{ root }` (or nothing) each
+ * time: that config is a function of root alone, so it is made once per root (bounded) instead of
+ * validating every option per request.
+ */
+const rootOnly = new Map<string | undefined, Config>();
+function configOf(o: Partial<ServeFileOptions>): Config {
+  for (const key in o) if (key !== 'root') return commonConfig(o, cacheControlOf(o));
+  const root = o.root;
+  let cfg = rootOnly.get(root);
+  if (cfg === undefined) {
+    cfg = commonConfig(o, cacheControlOf(o));
+    if (rootOnly.size >= 64) rootOnly.clear();
+    rootOnly.set(root, cfg);
+  }
+  return cfg;
+}
+
+/**
  * Answers a GET or HEAD request with a file, following RFC 9110: 200; 206 with one range or
  * multipart/byteranges for several; 304 and 412 from the preconditions in §13.2.2's order; 416 with
  * `Content-Range: bytes *\/size`; 400/403/404/405 — with ETag, Last-Modified, Cache-Control,
@@ -157,7 +175,7 @@ function cacheControlOf(o: Partial<ServeFileOptions>): string | undefined {
 export async function serveFile(req: IncomingMessage, res: ServerResponse, path?: string, options?: ServeFileOptions): Promise<ServeResult> {
   const o = check.options<ServeFileOptions>(options);
   if (path !== undefined && typeof path !== 'string') throw invalidArgType('path', 'of type string', path);
-  const cfg = commonConfig(o, cacheControlOf(o));
+  const cfg = configOf(o);
   const signal = check.optionalSignal(o.signal, 'options.signal');
   if (res.headersSent) {
     throw codedError('ERR_HTTP_HEADERS_SENT', 'Cannot serve a file: the response headers were already sent');
