@@ -130,10 +130,12 @@ export function lookup(root: string | undefined, path: string): Lookup {
   return { opened: hit(e) };
 }
 
-/** A body entry as it is; a large file's with a lease on its fd for this request. */
+/** A request's view of an entry: a body entry as it is; a large file's with a lease on its fd. */
+const forRequest = (e: Entry): Opened => (e.shared ? { ...e.opened, lease: lease(e.shared) } : e.opened);
+
 function hit(e: Entry): Opened {
   hits++;
-  return e.shared ? { ...e.opened, lease: lease(e.shared) } : e.opened;
+  return forRequest(e);
 }
 
 /**
@@ -181,7 +183,7 @@ export function store(root: string | undefined, path: string, opened: Opened, li
   if (shared) fdsHeld++;
   else bytesHeld += (body as Buffer).length;
   // The request's hold, taken before eviction could drop the entry (it never drops this one).
-  const mine = shared ? { ...e.opened, lease: lease(shared) } : undefined;
+  const mine = shared ? forRequest(e) : undefined;
   // Oldest first; one used since the last pass goes to the back once. Two passes at most: the second
   // finds every flag cleared. Too many fds evicts large files only.
   for (const [k, v] of entries) {
