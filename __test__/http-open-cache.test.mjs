@@ -219,4 +219,22 @@ test('bounded: at most cache.fds large files held open; cache: false holds none'
   }
 });
 
+test('bad cache limits: a typed error, nothing served', async () => {
+  const res = { headersSent: false };
+  const req = { method: 'GET', url: '/a.bin', headers: {} };
+  for (const [fds, code] of [
+    [-1, 'ERR_OUT_OF_RANGE'],
+    [1.5, 'ERR_OUT_OF_RANGE'],
+    ['8', 'ERR_INVALID_ARG_TYPE'],
+  ]) {
+    const err = await serveFile(req, res, undefined, { root, cache: { fds } }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(err, `cache.fds ${fds} rejected`);
+    assert.is(err.code, code, `cache.fds ${JSON.stringify(fds)}`);
+    assert.match(err.message, 'options.cache.fds');
+  }
+});
+
 test.run();
